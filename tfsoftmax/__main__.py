@@ -1,0 +1,5 @@
+"""``python -m tfsoftmax`` is the ``tfsoftmax`` command."""
+
+from tfsoftmax.cli import main
+
+raise SystemExit(main())
