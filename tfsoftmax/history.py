@@ -1,0 +1,100 @@
+"""What a training run returns: per-epoch metrics, JSON and CSV on disk.
+
+``History.history`` is laid out like Keras' (``{"loss": [...], "accuracy":
+[...], "val_loss": [...], ...}``), so code written for ``model.fit``'s
+history works on it; files are written atomically (temporary file, then
+``os.replace``), so an interrupted run never leaves half a file behind.
+"""
+
+import csv
+import io
+import json
+import os
+import tempfile
+
+
+def write_text_atomically(path, text):
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+class History:
+    """Per-epoch metrics of one training run.
+
+    Attributes:
+        history: ``{metric name: [value per epoch]}``; always ``loss`` (the
+            mean of the epoch's batch losses, each taken before its update, as
+            the notebook computes it) and ``accuracy`` (the fraction of
+            training samples whose batch prediction was right); ``val_loss``
+            and ``val_accuracy`` when validation data was given.
+        epoch: the 0-based index of each recorded epoch.
+        params: the run's settings (epochs, batch size, learning rate, seed…).
+        epoch_seconds: wall time of each epoch, compilation included.
+    """
+
+    def __init__(self, params=None):
+        self.params = dict(params or {})
+        self.history = {}
+        self.epoch = []
+        self.epoch_seconds = []
+
+    def record(self, epoch, logs, seconds):
+        """Append one epoch's ``logs`` (a dict of floats)."""
+        self.epoch.append(int(epoch))
+        self.epoch_seconds.append(float(seconds))
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+
+    @property
+    def loss(self):
+        """The per-epoch training loss, a list of floats."""
+        return list(self.history.get("loss", []))
+
+    def to_dict(self):
+        return {
+            "params": self.params,
+            "epoch": list(self.epoch),
+            "epoch_seconds": list(self.epoch_seconds),
+            "history": {key: list(values) for key, values in self.history.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        history = cls(data.get("params"))
+        history.epoch = [int(e) for e in data.get("epoch", [])]
+        history.epoch_seconds = [float(s) for s in data.get("epoch_seconds", [])]
+        history.history = {k: [float(v) for v in vs] for k, vs in data["history"].items()}
+        return history
+
+    def to_json(self, path):
+        """Write the whole history as JSON; returns the path."""
+        return write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def to_csv(self, path):
+        """Write one row per epoch (``epoch,loss,accuracy,…``); returns the path."""
+        keys = list(self.history)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["epoch", *keys, "seconds"])
+        for row, epoch in enumerate(self.epoch):
+            values = [repr(self.history[key][row]) for key in keys]
+            writer.writerow([epoch + 1, *values, f"{self.epoch_seconds[row]:.4f}"])
+        return write_text_atomically(path, buffer.getvalue())
+
+    def __repr__(self):
+        last = {key: values[-1] for key, values in self.history.items() if values}
+        return f"History(epochs={len(self.epoch)}, last={last})"

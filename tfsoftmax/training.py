@@ -1,0 +1,354 @@
+"""The notebook's mini-batch SGD loop, hand-written and compiled.
+
+For every epoch ``e`` and every batch ``B`` of a fresh shuffle::
+
+    L_B = loss(Y_B, model(X_B))              # recorded before the update
+    w  ← w − lr · ∂L_B/∂w                    # for every trainable variable w
+    loss_e = (1 / #batches) · Σ_B L_B         # the notebook's epoch loss
+
+How it is made fast (see DESIGN.md for the measurements): the shuffle is done
+once per epoch *outside* compiled code (``tf.gather`` with the permutation),
+the full batches are viewed as one ``(batches, batch, features)`` tensor, and
+the whole batch loop runs inside a single ``tf.function`` compiled with XLA;
+batch ``i`` is a dynamic slice of that tensor, never a gather inside the loop.
+A last partial batch (``num_samples % batch_size`` samples) is kept, as
+``np.split`` keeps it, and trained by a second compiled step. The compiled
+functions are cached per model, so calling :func:`train_sgd` again with the
+same shapes reuses them, as ``model.fit`` does.
+
+Batch order: the epoch's permutation is ``rng.permutation(num_samples)`` with
+``rng = np.random.default_rng(seed)`` — exactly what
+:func:`tfsoftmax.reference.generate_batch_indices` draws — so the NumPy
+reference and this trainer, given the same seed, see the same batches.
+"""
+
+import math
+import time
+import weakref
+
+import numpy as np
+
+from tfsoftmax._tf import keras, tf
+from tfsoftmax.history import History
+from tfsoftmax.validation import (
+    check_features,
+    check_labels,
+    check_learning_rate,
+    check_positive_int,
+)
+
+# Progress-bar updates per epoch when verbose=1 (each is one compiled call).
+PROGRESS_UPDATES_PER_EPOCH = 10
+# Samples per call when evaluating validation data.
+EVALUATION_CHUNK = 10_000
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite; the weights were rolled back."""
+
+
+def _default_loss():
+    from tfsoftmax.losses import CategoricalCrossentropy
+
+    return CategoricalCrossentropy()
+
+
+class _CompiledTraining:
+    """The compiled batch loop, single step and evaluation of one model + loss."""
+
+    def __init__(self, model, loss_fn, jit_compile):
+        self.loss_fn = loss_fn
+        variables = model.trainable_variables
+
+        def train_step(xb, yb, learning_rate):
+            with tf.GradientTape() as tape:
+                probabilities = model(xb, training=True)
+                loss = loss_fn(yb, probabilities)
+                objective = tf.add_n([loss, *model.losses]) if model.losses else loss
+            gradients = tape.gradient(objective, variables)
+            for variable, gradient in zip(variables, gradients, strict=True):
+                variable.assign_sub(tf.cast(learning_rate, variable.dtype) * gradient)
+            return tf.cast(loss, tf.float64), _count_correct(yb, probabilities)
+
+        def run_batches(xb, yb, start, stop, learning_rate):
+            # A plain while loop, not ``for i in tf.range(start, stop)``: the latter
+            # gives XLA a ``maximum_iterations`` it must treat as a compile-time
+            # constant, so every new (start, stop) pair would recompile.
+            batch_losses = tf.zeros([tf.shape(xb)[0]], tf.float64)
+            correct = tf.constant(0, tf.int64)
+            i = start
+            while i < stop:
+                loss, hits = train_step(xb[i], yb[i], learning_rate)
+                batch_losses = tf.tensor_scatter_nd_update(batch_losses, [[i]], [loss])
+                correct += hits
+                i += 1
+            return batch_losses, correct
+
+        def evaluate(x, y):
+            probabilities = model(x, training=False)
+            loss = tf.cast(loss_fn(y, probabilities), tf.float64)
+            return loss, _count_correct(y, probabilities)
+
+        self.run_batches = tf.function(run_batches, jit_compile=jit_compile)
+        self.train_step = tf.function(train_step, jit_compile=jit_compile)
+        self.evaluate = tf.function(evaluate, reduce_retracing=True)
+
+
+def _count_correct(y, probabilities):
+    hits = tf.equal(tf.argmax(probabilities, axis=-1), tf.argmax(y, axis=-1))
+    return tf.reduce_sum(tf.cast(hits, tf.int64))
+
+
+# model -> {(loss object id, jit_compile): (loss object, _CompiledTraining)}
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compiled_for(model, loss_fn, jit_compile):
+    per_model = _COMPILED.setdefault(model, {})
+    key = (id(loss_fn), bool(jit_compile))
+    cached = per_model.get(key)
+    if cached is None or cached[0] is not loss_fn:
+        cached = (loss_fn, _CompiledTraining(model, loss_fn, jit_compile))
+        per_model[key] = cached
+    return cached[1]
+
+
+_DEFAULT_LOSS = None
+
+
+def _resolve_loss(loss):
+    global _DEFAULT_LOSS
+    if loss is None:
+        if _DEFAULT_LOSS is None:
+            _DEFAULT_LOSS = _default_loss()
+        return _DEFAULT_LOSS
+    if isinstance(loss, str):
+        return keras.losses.get(loss)
+    if not callable(loss):
+        raise ValueError(f"loss must be a callable loss(y_true, y_pred) or None, got {loss!r}")
+    return loss
+
+
+def _model_io(model, x):
+    """Build ``model`` on ``x``'s width if needed; return (variable dtype, classes)."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
+    if not model.built or not model.trainable_variables:
+        model(x[:1])
+    if not model.trainable_variables:
+        raise ValueError("model has no trainable variables: there is nothing to train")
+    dtype = model.trainable_variables[0].dtype
+    output_shape = model.compute_output_shape((None, x.shape[1]))
+    if (
+        isinstance(output_shape, list | tuple)
+        and output_shape
+        and isinstance(output_shape[0], tuple | list)
+    ):
+        raise ValueError("model must have a single output of class probabilities")
+    if len(output_shape) != 2 or output_shape[-1] is None:
+        raise ValueError(
+            f"model must output (batch, classes) probabilities, its output shape is "
+            f"{tuple(output_shape)}"
+        )
+    return dtype, int(output_shape[-1])
+
+
+class _Progress:
+    """Keras' Progbar for ``verbose=1``, one line per epoch for ``verbose=2``."""
+
+    def __init__(self, verbose, epochs, steps):
+        self.verbose, self.epochs, self.steps = verbose, epochs, steps
+        self.bar = None
+
+    def start_epoch(self, epoch):
+        if self.verbose == 1:
+            print(f"Epoch {epoch + 1}/{self.epochs}")
+            self.bar = keras.utils.Progbar(self.steps, unit_name="batch")
+
+    def update(self, done, loss):
+        if self.bar is not None:
+            self.bar.update(done, values=[("loss", loss)], finalize=False)
+
+    def end_epoch(self, epoch, logs, seconds):
+        text = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+        if self.bar is not None:
+            self.bar.update(self.steps, values=[(k, v) for k, v in logs.items()], finalize=True)
+        elif self.verbose == 2:
+            print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {text}")
+
+
+def train_sgd(
+    model,
+    x,
+    y,
+    *,
+    epochs=20,
+    batch_size=200,
+    learning_rate=0.01,
+    seed=0,
+    loss=None,
+    validation_data=None,
+    verbose=1,
+    callbacks=None,
+    jit_compile=True,
+):
+    """Train ``model`` with plain mini-batch SGD over shuffled batches.
+
+    ``w ← w − learning_rate · ∇w L_B`` for every trainable variable and every
+    batch ``B`` of a fresh permutation per epoch (see the module docstring).
+    No Keras optimizer is involved; the loss's gradient is whatever the loss
+    and the model's layers define (tfsoftmax's custom gradients, or autodiff).
+
+    Args:
+        model: a ``keras.Model`` mapping ``(batch, features)`` to
+            ``(batch, classes)`` probabilities — the notebook's
+            ``BiasTrickDense(10)`` + ``JacobianSoftmax``, a deeper model, or
+            Keras built-ins. Built on first use if needed.
+        x: ``(samples, features)`` floating-point features (scaled; integer
+            image arrays are rejected).
+        y: ``(samples, classes)`` one-hot labels, or ``(samples,)`` integer
+            class indices.
+        epochs: number of passes over the data (≥ 1).
+        batch_size: samples per batch (≥ 1); a last partial batch is kept.
+        learning_rate: the SGD step size, finite and > 0.
+        seed: seeds the shuffling generator ``np.random.default_rng(seed)``.
+        loss: ``loss(y_true, y_pred) -> scalar`` mean batch loss; defaults to
+            :class:`tfsoftmax.losses.CategoricalCrossentropy`.
+        validation_data: optional ``(x_val, y_val)``, evaluated after every
+            epoch as ``val_loss`` and ``val_accuracy``.
+        verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+        callbacks: Keras callbacks; they get ``on_epoch_end(epoch, logs)``,
+            and ``model.stop_training = True`` ends training early.
+        jit_compile: compile the batch loop with XLA (the fast path).
+
+    Returns:
+        A :class:`tfsoftmax.history.History`.
+
+    Raises:
+        ValueError: a bad argument, before anything is changed.
+        TrainingDivergedError: the loss became NaN or inf; the weights are
+            restored to the end of the last good epoch.
+    """
+    epochs = check_positive_int("epochs", epochs)
+    batch_size = check_positive_int("batch_size", batch_size)
+    learning_rate = check_learning_rate(learning_rate)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    x = check_features(x)
+    loss_fn = _resolve_loss(loss)
+    dtype, num_classes = _model_io(model, x)
+    y = check_labels(y, x.shape[0], num_classes)
+    validation = None
+    if validation_data is not None:
+        if not isinstance(validation_data, list | tuple) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (x_val, y_val)")
+        x_val = check_features(validation_data[0], "validation_data[0]")
+        if x_val.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"validation_data[0] has {x_val.shape[1]} features but x has {x.shape[1]}"
+            )
+        y_val = check_labels(validation_data[1], x_val.shape[0], num_classes, "validation_data[1]")
+        validation = (tf.constant(x_val, dtype), tf.constant(y_val, dtype))
+
+    num_samples = x.shape[0]
+    num_full, remainder = divmod(num_samples, batch_size)
+    steps = num_full + (1 if remainder else 0)
+    features = tf.constant(x, dtype)
+    targets = tf.constant(y, dtype)
+    compiled = _compiled_for(model, loss_fn, jit_compile)
+    rng = np.random.default_rng(seed)
+    lr = tf.constant(learning_rate, tf.float64)
+    chunk = num_full if verbose != 1 else max(1, math.ceil(num_full / PROGRESS_UPDATES_PER_EPOCH))
+
+    params = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "steps": steps,
+        "samples": num_samples,
+        "dtype": str(dtype),
+    }
+    history = History(params)
+    callback_list = keras.callbacks.CallbackList(
+        callbacks, add_history=False, add_progbar=False, model=model, **params
+    )
+    progress = _Progress(verbose, epochs, steps)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        callback_list.on_epoch_begin(epoch)
+        progress.start_epoch(epoch)
+        good_weights = [variable.numpy() for variable in model.trainable_variables]
+        order = tf.constant(rng.permutation(num_samples))
+        shuffled_x = tf.gather(features, order)
+        shuffled_y = tf.gather(targets, order)
+        full_x = tf.reshape(shuffled_x[: num_full * batch_size], (num_full, batch_size, -1))
+        full_y = tf.reshape(shuffled_y[: num_full * batch_size], (num_full, batch_size, -1))
+
+        batch_losses = np.zeros(steps)
+        correct = 0
+        for start in range(0, num_full, chunk):
+            stop = min(start + chunk, num_full)
+            losses, hits = compiled.run_batches(
+                full_x, full_y, tf.constant(start), tf.constant(stop), lr
+            )
+            batch_losses[start:stop] = losses.numpy()[start:stop]
+            correct += int(hits)
+            _check_finite(batch_losses, start, stop, epoch, model, good_weights)
+            progress.update(stop, float(np.mean(batch_losses[:stop])))
+        if remainder:
+            loss_value, hits = compiled.train_step(
+                shuffled_x[num_full * batch_size :], shuffled_y[num_full * batch_size :], lr
+            )
+            batch_losses[num_full] = float(loss_value)
+            correct += int(hits)
+            _check_finite(batch_losses, num_full, steps, epoch, model, good_weights)
+
+        logs = {"loss": float(np.mean(batch_losses)), "accuracy": correct / num_samples}
+        if validation is not None:
+            logs["val_loss"], logs["val_accuracy"] = _evaluate(compiled, *validation)
+        seconds = time.perf_counter() - started
+        history.record(epoch, logs, seconds)
+        progress.end_epoch(epoch, logs, seconds)
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
+    return history
+
+
+def _check_finite(batch_losses, start, stop, epoch, model, good_weights):
+    window = batch_losses[start:stop]
+    if np.all(np.isfinite(window)):
+        return
+    first = start + int(np.argmin(np.isfinite(window)))
+    for variable, value in zip(model.trainable_variables, good_weights, strict=True):
+        variable.assign(value)
+    raise TrainingDivergedError(
+        f"training diverged: the loss became {batch_losses[first]} at epoch {epoch + 1}, "
+        f"batch {first + 1}; the weights were restored to their values at the start of "
+        f"epoch {epoch + 1}. Lower the learning rate."
+    )
+
+
+def _evaluate(compiled, x, y):
+    """Mean loss over samples and accuracy, in chunks of ``EVALUATION_CHUNK``."""
+    total_loss, correct, count = 0.0, 0, int(x.shape[0])
+    for start in range(0, count, EVALUATION_CHUNK):
+        stop = min(start + EVALUATION_CHUNK, count)
+        loss, hits = compiled.evaluate(x[start:stop], y[start:stop])
+        total_loss += float(loss) * (stop - start)
+        correct += int(hits)
+    return total_loss / count, correct / count
+
+
+def evaluate(model, x, y, *, loss=None):
+    """``(mean loss, accuracy)`` of ``model`` on ``(x, y)``, checked like training data."""
+    x = check_features(x)
+    loss_fn = _resolve_loss(loss)
+    dtype, num_classes = _model_io(model, x)
+    y = check_labels(y, x.shape[0], num_classes)
+    compiled = _compiled_for(model, loss_fn, True)
+    return _evaluate(compiled, tf.constant(x, dtype), tf.constant(y, dtype))
