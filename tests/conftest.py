@@ -4,6 +4,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# One BLAS thread: on 2 cores, OpenBLAS threads and TensorFlow's thread pools
+# otherwise fight over the CPUs and NumPy tests slow down several-fold.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 # --- the real MNIST, loaded once per test session (tfsoftmax.datasets) ------------

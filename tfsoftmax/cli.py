@@ -1,0 +1,277 @@
+"""The ``tfsoftmax`` command: train, compare, gradcheck and more.
+
+Every bad argument ends in one line on stderr and exit code 2, never a
+traceback; a failure while running (no MNIST available, a diverged run) ends
+in one line and exit code 1.
+"""
+
+import argparse
+import dataclasses
+import math
+import os
+import sys
+import time
+
+from tfsoftmax import __version__
+
+NOTEBOOK = {"epochs": 20, "batch_size": 200, "learning_rate": 0.01, "seed": 0}
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing; reported with exit code 2."""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def _add_training_options(parser, default_dtype):
+    group = parser.add_argument_group("training (the notebook's settings by default)")
+    group.add_argument("--epochs", type=_positive_int, default=NOTEBOOK["epochs"])
+    group.add_argument("--batch-size", type=_positive_int, default=NOTEBOOK["batch_size"])
+    group.add_argument("--learning-rate", type=_positive_float, default=NOTEBOOK["learning_rate"])
+    group.add_argument(
+        "--seed", type=int, default=NOTEBOOK["seed"], help="initial weights and batch order"
+    )
+    group.add_argument("--dtype", choices=("float32", "float64"), default=default_dtype)
+    group.add_argument(
+        "--softmax-method",
+        choices=("jacobian", "vjp"),
+        default="jacobian",
+        help="backward of the custom softmax op (default: %(default)s)",
+    )
+    group.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help="train on the first N training samples only (a quick look)",
+    )
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tfsoftmax",
+        description="A hand-derived softmax classifier on MNIST: custom-gradient TensorFlow "
+        "ops, Keras layers, a fast SGD trainer, and the proof that they agree with a NumPy "
+        "reference and Keras built-ins.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfsoftmax {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    train = commands.add_parser(
+        "train",
+        help="train the notebook's classifier on MNIST and write history, model and figures",
+        description="Train the notebook's softmax classifier on MNIST with mini-batch SGD and "
+        "write history.json, history.csv, model.keras, weights.npy and the figures to --out.",
+    )
+    train.add_argument(
+        "--impl",
+        choices=("custom", "numpy", "keras"),
+        default="custom",
+        help="custom: the custom-gradient ops with train_sgd; numpy: the NumPy reference; "
+        "keras: Keras built-ins with train_sgd (default: %(default)s)",
+    )
+    _add_training_options(train, default_dtype="float32")
+    train.add_argument("--out", default="out/train", help="output folder (default: %(default)s)")
+    train.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=2,
+        help="0 silent, 1 progress bar, 2 one line per epoch (default: %(default)s)",
+    )
+    train.set_defaults(run=_run_train)
+
+    compare = commands.add_parser(
+        "compare",
+        help="train the NumPy reference, the custom ops and Keras built-ins side by side",
+        description="From identical initial weights and batch order, train the NumPy "
+        "reference, the custom ops and Keras built-ins; print how far apart their gradients, "
+        "weights, loss curves and accuracies are, and write the figures.",
+    )
+    _add_training_options(compare, default_dtype="float64")
+    compare.add_argument(
+        "--gradient-steps",
+        type=_positive_int,
+        default=5,
+        help="compare gradients over this many first steps (default: %(default)s)",
+    )
+    compare.add_argument("--out", default="out/compare", help="figures folder")
+    compare.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    compare.set_defaults(run=_run_compare)
+    return parser
+
+
+def _load_data(args, dtype):
+    from tfsoftmax.datasets import load_mnist, preprocess
+
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    data = preprocess(x_train, y_train, x_test, y_test, layout="batch-major", dtype=dtype)
+    if args.limit is not None:
+        data = dataclasses.replace(
+            data,
+            x_train=data.x_train[: args.limit],
+            y_train=data.y_train[: args.limit],
+            labels_train=data.labels_train[: args.limit],
+        )
+    return data
+
+
+def _run_train(args):
+    import numpy as np
+
+    from tfsoftmax import plots, reference
+
+    started = time.perf_counter()
+    data = _load_data(args, args.dtype)
+    loaded = time.perf_counter()
+    initial = reference.Dense(
+        data.x_train.shape[1],
+        data.y_train.shape[1],
+        rng=np.random.default_rng(args.seed),
+        dtype=args.dtype,
+    ).weights
+    settings = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    from tfsoftmax.history import History
+    from tfsoftmax.models import get_notebook_weights, notebook_model, set_notebook_weights
+
+    if args.impl == "numpy":
+        dense, losses = reference.train(
+            data.x_train.T,
+            data.y_train.T,
+            initial_weights=initial,
+            verbose=1 if args.verbose else 0,
+            **settings,
+        )
+        history = History({**settings, "impl": "numpy", "dtype": args.dtype})
+        for epoch, loss in enumerate(losses):
+            history.record(epoch, {"loss": loss}, float("nan"))
+        weights = dense.weights
+        model, _ = notebook_model("custom", weights, dtype=args.dtype)
+        set_notebook_weights(model, weights)
+    else:
+        from tfsoftmax.training import train_sgd
+
+        model, loss = notebook_model(
+            args.impl, initial, dtype=args.dtype, softmax_method=args.softmax_method
+        )
+        history = train_sgd(
+            model,
+            data.x_train,
+            data.y_train,
+            loss=loss,
+            verbose=args.verbose,
+            validation_data=(data.x_test, data.y_test),
+            **settings,
+        )
+        history.params["impl"] = args.impl
+        weights = get_notebook_weights(model)
+    trained = time.perf_counter()
+
+    predictions = np.argmax(model.predict(data.x_test, batch_size=10_000, verbose=0), axis=1)
+    accuracy = float(np.mean(predictions == data.labels_test))
+    os.makedirs(args.out, exist_ok=True)
+    written = [
+        history.to_json(os.path.join(args.out, "history.json")),
+        history.to_csv(os.path.join(args.out, "history.csv")),
+    ]
+    np.save(os.path.join(args.out, "weights.npy"), weights)
+    model_path = os.path.join(args.out, "model.keras")
+    model.save(model_path)
+    written += [os.path.join(args.out, "weights.npy"), model_path]
+    written += plots.write_training_figures(
+        args.out,
+        losses=history.loss,
+        weights=weights,
+        images=data.x_test,
+        y_true=data.labels_test,
+        y_pred=predictions,
+    )
+    print(f"Test accuracy: {accuracy:.4f}")
+    print(
+        f"Time: data {loaded - started:.2f}s, training {trained - loaded:.2f}s, "
+        f"total {time.perf_counter() - started:.2f}s"
+    )
+    print("Wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def _run_compare(args):
+    from tfsoftmax import plots
+    from tfsoftmax.compare import compare
+
+    started = time.perf_counter()
+    data = _load_data(args, args.dtype)
+    result = compare(
+        data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        dtype=args.dtype,
+        softmax_method=args.softmax_method,
+        gradient_steps=args.gradient_steps,
+    )
+    print(result.table())
+    written = [
+        plots.plot_loss_curves(
+            {
+                "numpy reference": result.losses["numpy"],
+                "custom ops": result.losses["custom"],
+                "keras built-ins": result.losses["keras"],
+            },
+            os.path.join(args.out, "loss_curves.png"),
+        )
+    ]
+    written += plots.write_training_figures(
+        args.out,
+        losses=result.losses["custom"],
+        weights=result.final_weights["custom"],
+        images=data.x_test,
+        y_true=data.labels_test,
+        y_pred=result.test_predictions["custom"],
+    )
+    if args.json:
+        written.append(result.to_json(args.json))
+    print(f"Wall time: {time.perf_counter() - started:.1f}s")
+    print("Wrote " + ", ".join(str(path) for path in written))
+    return 0 if result.agree else 1
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, UsageError) as error:
+        print(f"tfsoftmax {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tfsoftmax {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (RuntimeError, FloatingPointError, OSError) as error:
+        print(f"tfsoftmax {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
