@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import pathlib
 import tempfile
 
 
@@ -29,7 +30,7 @@ def write_text_atomically(path, text):
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
-    return path
+    return pathlib.Path(path)
 
 
 class History:

@@ -47,12 +47,6 @@ class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite; the weights were rolled back."""
 
 
-def _default_loss():
-    from tfsoftmax.losses import CategoricalCrossentropy
-
-    return CategoricalCrossentropy()
-
-
 class _CompiledTraining:
     """The compiled batch loop, single step and evaluation of one model + loss."""
 
@@ -113,15 +107,23 @@ def _compiled_for(model, loss_fn, jit_compile):
     return cached[1]
 
 
-_DEFAULT_LOSS = None
+# dtype name -> the default loss for models whose variables have that dtype.
+_DEFAULT_LOSSES = {}
 
 
-def _resolve_loss(loss):
-    global _DEFAULT_LOSS
+def _resolve_loss(loss, dtype):
+    """``loss``, or tfsoftmax's CCE computing in the model's variable ``dtype``.
+
+    A Keras loss computes in its own dtype (``floatx()`` unless told), so the
+    default for a float64 model must be a float64 loss, not a float32 one.
+    """
     if loss is None:
-        if _DEFAULT_LOSS is None:
-            _DEFAULT_LOSS = _default_loss()
-        return _DEFAULT_LOSS
+        name = tf.as_dtype(dtype).name
+        if name not in _DEFAULT_LOSSES:
+            from tfsoftmax.losses import CategoricalCrossentropy
+
+            _DEFAULT_LOSSES[name] = CategoricalCrossentropy(dtype=name)
+        return _DEFAULT_LOSSES[name]
     if isinstance(loss, str):
         return keras.losses.get(loss)
     if not callable(loss):
@@ -235,8 +237,8 @@ def train_sgd(
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     x = check_features(x)
-    loss_fn = _resolve_loss(loss)
     dtype, num_classes = _model_io(model, x)
+    loss_fn = _resolve_loss(loss, dtype)
     y = check_labels(y, x.shape[0], num_classes)
     validation = None
     if validation_data is not None:
@@ -347,8 +349,8 @@ def _evaluate(compiled, x, y):
 def evaluate(model, x, y, *, loss=None):
     """``(mean loss, accuracy)`` of ``model`` on ``(x, y)``, checked like training data."""
     x = check_features(x)
-    loss_fn = _resolve_loss(loss)
     dtype, num_classes = _model_io(model, x)
+    loss_fn = _resolve_loss(loss, dtype)
     y = check_labels(y, x.shape[0], num_classes)
     compiled = _compiled_for(model, loss_fn, True)
     return _evaluate(compiled, tf.constant(x, dtype), tf.constant(y, dtype))
