@@ -116,6 +116,24 @@ def build_parser():
     compare.add_argument("--out", default="out/compare", help="figures folder")
     compare.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     compare.set_defaults(run=_run_compare)
+
+    gradcheck = commands.add_parser(
+        "gradcheck",
+        help="check every custom gradient against autodiff, finite differences and NumPy",
+        description="For each custom op (and the whole chain) and each dtype, the largest "
+        "relative error of the custom gradient against autodiff of the built-in formula, "
+        "finite differences and the NumPy reference's backward. Exits 1 if any is over its "
+        "tolerance.",
+    )
+    gradcheck.add_argument("--seed", type=int, default=0, help="draws the inputs")
+    gradcheck.add_argument("--batch", type=_positive_int, default=8)
+    gradcheck.add_argument("--features", type=_positive_int, default=12)
+    gradcheck.add_argument("--classes", type=_positive_int, default=10)
+    gradcheck.add_argument(
+        "--dtype", choices=("float32", "float64"), action="append", help="default: both"
+    )
+    gradcheck.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    gradcheck.set_defaults(run=_run_gradcheck)
     return parser
 
 
@@ -258,6 +276,23 @@ def _run_compare(args):
     print(f"Wall time: {time.perf_counter() - started:.1f}s")
     print("Wrote " + ", ".join(str(path) for path in written))
     return 0 if result.agree else 1
+
+
+def _run_gradcheck(args):
+    from tfsoftmax import gradcheck
+
+    settings = dict(
+        seed=args.seed,
+        batch=args.batch,
+        features=args.features,
+        classes=args.classes,
+        dtypes=tuple(args.dtype or gradcheck.DTYPES),
+    )
+    rows = gradcheck.run_gradcheck(**settings)
+    print(gradcheck.format_table(rows))
+    if args.json:
+        print(f"Wrote {gradcheck.to_json(rows, args.json, settings)}")
+    return 0 if all(row.ok for row in rows) else 1
 
 
 def main(argv=None):

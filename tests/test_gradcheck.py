@@ -1,0 +1,156 @@
+"""tfsoftmax.gradcheck and ``tfsoftmax gradcheck``: it passes, and it can fail."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfsoftmax import cli, gradcheck, ops
+from tfsoftmax._tf import tf
+
+EXPECTED_ROWS = {
+    (op, method, dtype)
+    for dtype in gradcheck.DTYPES
+    for op, method in (
+        ("bias_trick_dense", "-"),
+        ("jacobian_softmax", "jacobian"),
+        ("jacobian_softmax", "vjp"),
+        ("categorical_crossentropy", "-"),
+        ("dense->softmax->cce", "jacobian"),
+        ("dense->softmax->cce", "vjp"),
+    )
+}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return gradcheck.run_gradcheck(seed=0)
+
+
+def test_real_gradients_pass_every_check(rows):
+    assert {(r.op, r.method, r.dtype) for r in rows} == EXPECTED_ROWS
+    for row in rows:
+        assert row.ok, row
+        assert row.tolerances == gradcheck.TOLERANCES[row.dtype]
+    table = gradcheck.format_table(rows)
+    assert "all 12 rows within tolerance" in table
+    assert "OVER TOLERANCE" not in table
+
+
+def test_stated_tolerances():
+    assert gradcheck.TOLERANCES["float64"] == {
+        "autodiff": 1e-10,
+        "finite_diff": 1e-6,
+        "reference": 1e-10,
+    }
+    assert gradcheck.TOLERANCES["float32"]["finite_diff"] <= 1e-2
+
+
+def test_metric_is_relative_to_the_largest_entry():
+    assert gradcheck.max_relative_error([1.0, 2.0], [1.0, 4.0]) == 0.5
+    assert gradcheck.max_relative_error([1e-3], [0.0]) == 1e-3
+    assert gradcheck.max_relative_error([float("nan")], [1.0]) == float("inf")
+
+
+# ------------------------------------------------------------ deliberately wrong gradients
+@tf.custom_gradient
+def _softmax_missing_term(z):
+    """Softmax whose gradient forgets ``- <a, g>``: ``a * g`` instead of ``a * (g - <a, g>)``."""
+    a = tf.nn.softmax(z)
+    return a, lambda g: a * g
+
+
+def _broken_softmax(z, method="jacobian"):
+    return _softmax_missing_term(tf.convert_to_tensor(z))
+
+
+@tf.custom_gradient
+def _softmax_squared_upstream(z):
+    """Right on one-hot upstream gradients, wrong on any other: ``g * g`` for ``g``."""
+    a = tf.nn.softmax(z)
+    return a, lambda g: a * (g * g - tf.reduce_sum(a * g * g, axis=-1, keepdims=True))
+
+
+def _nonlinear_softmax(z, method="jacobian"):
+    return _softmax_squared_upstream(tf.convert_to_tensor(z))
+
+
+@pytest.mark.parametrize("broken", [_broken_softmax, _nonlinear_softmax])
+def test_a_wrong_softmax_gradient_is_reported_over_tolerance(broken):
+    rows = gradcheck.run_gradcheck(
+        seed=1, dtypes=("float64",), custom_ops={"jacobian_softmax": broken}
+    )
+    by_op = {(r.op, r.method): r for r in rows}
+    for method in ("jacobian", "vjp"):
+        softmax = by_op["jacobian_softmax", method]
+        assert not softmax.ok
+        assert set(softmax.failed_checks) == {"autodiff", "finite_diff", "reference"}
+        assert min(softmax.autodiff, softmax.finite_diff, softmax.reference) > 1e-2
+    assert by_op["bias_trick_dense", "-"].ok
+    assert by_op["categorical_crossentropy", "-"].ok
+    assert "OVER TOLERANCE" in gradcheck.format_table(rows)
+
+
+def test_a_wrong_dense_gradient_fails_the_op_and_the_chain():
+    @tf.custom_gradient
+    def dense_without_bias_gradient(x, w):
+        z = tf.matmul(x, w[:, :-1], transpose_b=True) + w[:, -1]
+
+        def grad(g):
+            dw = tf.concat([tf.matmul(g, x, transpose_a=True), tf.zeros_like(w[:, -1:])], 1)
+            return tf.matmul(g, w[:, :-1]), dw
+
+        return z, grad
+
+    rows = gradcheck.run_gradcheck(
+        dtypes=("float32",), custom_ops={"bias_trick_dense": dense_without_bias_gradient}
+    )
+    failed = {(r.op, r.method) for r in rows if not r.ok}
+    assert failed == {
+        ("bias_trick_dense", "-"),
+        ("dense->softmax->cce", "jacobian"),
+        ("dense->softmax->cce", "vjp"),
+    }
+
+
+def test_cli_returns_1_and_names_the_failure(monkeypatch, capsys):
+    # A regression inside tfsoftmax.ops itself: gradcheck looks the ops up at call time.
+    monkeypatch.setattr(ops, "jacobian_softmax", _broken_softmax)
+    assert cli.main(["gradcheck", "--dtype", "float32"]) == 1
+    out = capsys.readouterr().out
+    assert "jacobian_softmax          jacobian  float32" in out
+    assert "NO (autodiff, finite_diff, reference)" in out
+    assert "OVER TOLERANCE" in out
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="dtype"):
+        gradcheck.run_gradcheck(dtypes=("float16",))
+    with pytest.raises(ValueError, match="unknown ops"):
+        gradcheck.run_gradcheck(custom_ops={"softmax": _broken_softmax})
+    with pytest.raises(ValueError, match="classes"):
+        gradcheck.run_gradcheck(classes=1)
+
+
+# ------------------------------------------------------------ the real command
+def test_cli_passes_in_a_real_process(tmp_path):
+    report = tmp_path / "gradcheck.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tfsoftmax", "gradcheck", "--json", str(report)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    header = result.stdout.splitlines()[0].split()
+    assert header[:3] == ["op", "method", "dtype"]
+    assert "vs autodiff" in result.stdout and "vs reference" in result.stdout
+    assert "all 12 rows within tolerance" in result.stdout
+    payload = json.loads(report.read_text())
+    assert payload["ok"] is True
+    assert len(payload["rows"]) == 12
+    assert all(row["ok"] for row in payload["rows"])
