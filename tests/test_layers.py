@@ -268,11 +268,6 @@ def test_load_model_in_fresh_process_after_importing_layers_and_losses(tmp_path)
     _load_in_fresh_process(tmp_path, "import tfsoftmax.layers, tfsoftmax.losses")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tfsoftmax/__init__.py imports the layers lazily, so `import tfsoftmax` alone does "
-    "not register them with Keras yet; remove this marker once __init__ registers them",
-)
 def test_load_model_in_fresh_process_after_import_tfsoftmax(tmp_path):
     _load_in_fresh_process(tmp_path, "import tfsoftmax")
 
