@@ -25,9 +25,14 @@ Differences are ``max |a − b|`` (absolute) and ``max |a − b| / max |b|``
 (relative to the size of the reference side ``b``; an element-wise ratio
 would blow up wherever a weight happens to be near zero).
 
-Tolerances for the loss curves: 1e-9 in float64, 1e-4 in float32. Keras' CCE
-clips ``ŷ`` to ``[1e-7, 1 − 1e-7]``; with the notebook's settings no true-class
-probability falls that low, so the clip never changes a value here.
+Tolerances for the loss curves: 1e-9 in float64, 1e-4 in float32.
+
+What the ``keras`` side really computes: Keras' softmax tags its output with
+the logits (``_keras_logits``), and Keras' CCE, given such an output, uses the
+fused ``softmax_cross_entropy_with_logits`` on the logits. So its clip of ``ŷ``
+to ``[1e-7, 1 − 1e-7]`` and its renormalisation never act here, and the
+comparison is the hand-derived chain against TensorFlow's fused kernel
+(``examples/compare_cce.py`` shows both Keras paths side by side).
 """
 
 import dataclasses
