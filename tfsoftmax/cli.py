@@ -15,6 +15,8 @@ import time
 from tfsoftmax import __version__
 
 NOTEBOOK = {"epochs": 20, "batch_size": 200, "learning_rate": 0.01, "seed": 0}
+# tfsoftmax.distribute.STRATEGIES, without importing TensorFlow to build the parser.
+STRATEGIES = ("mirrored", "multiworker")
 
 
 class UsageError(Exception):
@@ -97,6 +99,21 @@ def build_parser():
         default=2,
         help="0 silent, 1 progress bar, 2 one line per epoch (default: %(default)s)",
     )
+    scaling = train.add_argument_group("scaling out (tf.distribute; see README 'Scaling out')")
+    scaling.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="mirrored: the devices of this machine; multiworker: several processes or "
+        "machines, described by the TF_CONFIG environment variable (default: one device, "
+        "or mirrored when --devices is given)",
+    )
+    scaling.add_argument(
+        "--devices",
+        type=_positive_int,
+        metavar="N",
+        help="replicas on this machine: the first N GPUs if TensorFlow sees GPUs (default: "
+        "all), else the CPU split into N logical devices",
+    )
     train.set_defaults(run=_run_train)
 
     compare = commands.add_parser(
@@ -134,6 +151,21 @@ def build_parser():
     )
     gradcheck.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     gradcheck.set_defaults(run=_run_gradcheck)
+
+    info = commands.add_parser(
+        "info",
+        help="versions, the devices TensorFlow sees, and whether the custom ops run on them",
+        description="Print the versions of tfsoftmax, TensorFlow, Keras and Python, the "
+        "physical and logical devices TensorFlow sees, and run a tiny forward and backward "
+        "pass of every custom op on every device. Exits 1 if an op fails on a device.",
+    )
+    info.add_argument(
+        "--devices",
+        type=_positive_int,
+        metavar="N",
+        help="split the CPU into N logical devices first (as train --devices N does)",
+    )
+    info.set_defaults(run=_run_info)
     return parser
 
 
@@ -158,6 +190,7 @@ def _run_train(args):
     from tfsoftmax import plots, reference
 
     started = time.perf_counter()
+    strategy = _strategy_for(args)  # before TensorFlow initialises its devices
     data = _load_data(args, args.dtype)
     loaded = time.perf_counter()
     initial = reference.Dense(
@@ -190,11 +223,13 @@ def _run_train(args):
         model, _ = notebook_model("custom", weights, dtype=args.dtype)
         set_notebook_weights(model, weights)
     else:
+        from tfsoftmax.distribute import strategy_scope
         from tfsoftmax.training import train_sgd
 
-        model, loss = notebook_model(
-            args.impl, initial, dtype=args.dtype, softmax_method=args.softmax_method
-        )
+        with strategy_scope(strategy):
+            model, loss = notebook_model(
+                args.impl, initial, dtype=args.dtype, softmax_method=args.softmax_method
+            )
         history = train_sgd(
             model,
             data.x_train,
@@ -202,13 +237,24 @@ def _run_train(args):
             loss=loss,
             verbose=args.verbose,
             validation_data=(data.x_test, data.y_test),
+            strategy=strategy,
             **settings,
         )
         history.params["impl"] = args.impl
+        if strategy is not None:
+            history.params["strategy"] = args.strategy or "mirrored"
+            history.params["replicas"] = strategy.num_replicas_in_sync
         weights = get_notebook_weights(model)
     trained = time.perf_counter()
+    if not _is_chief(strategy):
+        print(f"Worker done in {trained - started:.2f}s; the chief (worker 0) writes the outputs")
+        return 0
 
-    predictions = np.argmax(model.predict(data.x_test, batch_size=10_000, verbose=0), axis=1)
+    if strategy is None:
+        probabilities = model.predict(data.x_test, batch_size=10_000, verbose=0)
+    else:  # a plain call: Keras' predict would distribute (and on many workers, wait for all)
+        probabilities = model(data.x_test, training=False).numpy()
+    predictions = np.argmax(probabilities, axis=1)
     accuracy = float(np.mean(predictions == data.labels_test))
     os.makedirs(args.out, exist_ok=True)
     written = [
@@ -234,6 +280,64 @@ def _run_train(args):
     )
     print("Wrote " + ", ".join(str(path) for path in written))
     return 0
+
+
+def _strategy_for(args):
+    """The ``tf.distribute`` strategy ``--strategy``/``--devices`` ask for, or None.
+
+    Made first thing, before TensorFlow initialises its devices (a logical CPU
+    split is impossible afterwards).
+    """
+    kind = args.strategy or ("mirrored" if args.devices is not None else None)
+    if kind is None:
+        return None
+    if args.impl == "numpy":
+        raise UsageError("--strategy/--devices need --impl custom or keras (train_sgd)")
+    from tfsoftmax.distribute import make_strategy
+
+    return make_strategy(kind, args.devices)
+
+
+def _is_chief(strategy):
+    """False only for a multi-worker run's non-chief workers (they write nothing)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def _run_info(args):
+    import platform
+
+    from tfsoftmax._tf import keras, tf
+    from tfsoftmax.distribute import check_ops_on_devices, configure_cpu_devices
+
+    if args.devices is not None and not tf.config.list_physical_devices("GPU"):
+        configure_cpu_devices(args.devices)
+    build = tf.sysconfig.get_build_info()
+    cuda = (
+        f"CUDA {build.get('cuda_version', '?')}, cuDNN {build.get('cudnn_version', '?')}"
+        if build.get("is_cuda_build")
+        else "CPU-only build"
+    )
+    print(f"tfsoftmax {__version__}")
+    print(f"TensorFlow {tf.__version__} ({cuda})")
+    print(f"Keras {keras.__version__} (backend {keras.backend.backend()})")
+    print(f"Python {platform.python_version()} on {platform.platform()}")
+    print("Physical devices:")
+    for device in tf.config.list_physical_devices():
+        print(f"  {device.device_type:<4} {device.name}")
+    print("Logical devices:")
+    for device in tf.config.list_logical_devices():
+        print(f"  {device.device_type:<4} {device.name}")
+    results = check_ops_on_devices(dtype="float32")
+    print("Custom ops, forward + backward (float32), checked against TensorFlow's own:")
+    for device, op, ok, detail in results:
+        print(f"  {device:<40} {op:<28} {'ok' if ok else 'FAILED':<6} {detail}")
+    return 0 if all(ok for _, _, ok, _ in results) else 1
 
 
 def _run_compare(args):

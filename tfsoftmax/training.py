@@ -29,6 +29,7 @@ import weakref
 import numpy as np
 
 from tfsoftmax._tf import keras, tf
+from tfsoftmax.distribute import DistributedTraining, strategy_scope
 from tfsoftmax.history import History
 from tfsoftmax.validation import (
     check_features,
@@ -93,18 +94,24 @@ def _count_correct(y, probabilities):
     return tf.reduce_sum(tf.cast(hits, tf.int64))
 
 
-# model -> {(loss object id, jit_compile): (loss object, _CompiledTraining)}
+# model -> {(loss id, jit_compile, strategy id): (loss, strategy, _CompiledTraining)}
 _COMPILED = weakref.WeakKeyDictionary()
 
 
-def _compiled_for(model, loss_fn, jit_compile):
+def _compiled_for(model, loss_fn, jit_compile, strategy=None):
+    """The cached engine: ``_CompiledTraining``, or with a ``strategy`` the
+    data-parallel :class:`tfsoftmax.distribute.DistributedTraining`."""
     per_model = _COMPILED.setdefault(model, {})
-    key = (id(loss_fn), bool(jit_compile))
+    key = (id(loss_fn), bool(jit_compile), id(strategy))
     cached = per_model.get(key)
-    if cached is None or cached[0] is not loss_fn:
-        cached = (loss_fn, _CompiledTraining(model, loss_fn, jit_compile))
+    if cached is None or cached[0] is not loss_fn or cached[1] is not strategy:
+        if strategy is None:
+            engine = _CompiledTraining(model, loss_fn, jit_compile)
+        else:
+            engine = DistributedTraining(strategy, model, loss_fn, jit_compile)
+        cached = (loss_fn, strategy, engine)
         per_model[key] = cached
-    return cached[1]
+    return cached[2]
 
 
 # dtype name -> the default loss for models whose variables have that dtype.
@@ -193,6 +200,7 @@ def train_sgd(
     verbose=1,
     callbacks=None,
     jit_compile=True,
+    strategy=None,
 ):
     """Train ``model`` with plain mini-batch SGD over shuffled batches.
 
@@ -222,6 +230,14 @@ def train_sgd(
         callbacks: Keras callbacks; they get ``on_epoch_end(epoch, logs)``,
             and ``model.stop_training = True`` ends training early.
         jit_compile: compile the batch loop with XLA (the fast path).
+        strategy: optional ``tf.distribute.Strategy`` (``MirroredStrategy``,
+            ``MultiWorkerMirroredStrategy``, ...) for data-parallel training;
+            the model must be created inside ``strategy.scope()``. Each global
+            batch is split across the replicas, gradients are summed across
+            them, and the update and reported loss equal the single-device
+            ones on the same global batch (see :mod:`tfsoftmax.distribute`).
+            On a multi-worker run every worker calls ``train_sgd`` with the
+            same data and seed. ``None``: one device, the XLA fast path.
 
     Returns:
         A :class:`tfsoftmax.history.History`.
@@ -237,7 +253,8 @@ def train_sgd(
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     x = check_features(x)
-    dtype, num_classes = _model_io(model, x)
+    with strategy_scope(strategy):
+        dtype, num_classes = _model_io(model, x)
     loss_fn = _resolve_loss(loss, dtype)
     y = check_labels(y, x.shape[0], num_classes)
     validation = None
@@ -257,7 +274,7 @@ def train_sgd(
     steps = num_full + (1 if remainder else 0)
     features = tf.constant(x, dtype)
     targets = tf.constant(y, dtype)
-    compiled = _compiled_for(model, loss_fn, jit_compile)
+    compiled = _compiled_for(model, loss_fn, jit_compile, strategy)
     rng = np.random.default_rng(seed)
     lr = tf.constant(learning_rate, tf.float64)
     chunk = num_full if verbose != 1 else max(1, math.ceil(num_full / PROGRESS_UPDATES_PER_EPOCH))
