@@ -105,10 +105,17 @@ class Comparison:
 
     def table(self):
         """The comparison as a plain-text table."""
-        lines = [
+        lines = [f"{'epoch':>5}" + "".join(f"{name + ' loss':>16}" for name in IMPLEMENTATIONS)]
+        for epoch in range(len(self.losses["numpy"])):
+            lines.append(
+                f"{epoch + 1:>5}"
+                + "".join(f"{self.losses[name][epoch]:>16.6f}" for name in IMPLEMENTATIONS)
+            )
+        lines.append("")
+        lines.append(
             f"{'implementation':<16}{'epoch-1 loss':>14}{'final loss':>14}"
             f"{'test accuracy':>15}{'train s':>9}"
-        ]
+        )
         for name in IMPLEMENTATIONS:
             losses = self.losses[name]
             lines.append(
