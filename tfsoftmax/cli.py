@@ -93,6 +93,13 @@ def build_parser():
     _add_training_options(train, default_dtype="float32")
     train.add_argument("--out", default="out/train", help="output folder (default: %(default)s)")
     train.add_argument(
+        "--preset",
+        choices=("best",),
+        help="best: the most a linear softmax classifier gets on MNIST (~92.6%% test "
+        "accuracy, 60 epochs, batch 100, learning rate 0.5 -> 0.01 in steps; a few seconds); "
+        "sets epochs, batch size and learning rate (custom ops, train_sgd)",
+    )
+    train.add_argument(
         "--verbose",
         type=int,
         choices=(0, 1, 2),
@@ -152,6 +159,56 @@ def build_parser():
     gradcheck.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     gradcheck.set_defaults(run=_run_gradcheck)
 
+    bench = commands.add_parser(
+        "bench",
+        help="time the NumPy reference, the custom ops, built-ins and model.fit on MNIST",
+        description="In one process, on MNIST: median seconds per epoch and samples per second "
+        "of the NumPy reference (vectorized and per-sample loop), train_sgd with the custom "
+        "ops (jacobian and vjp) and with built-in ops, and model.fit; each row's ratio to "
+        "model.fit, peak memory, bytes per epoch against the measured memory bandwidth, an "
+        "op-level softmax micro-benchmark, the accuracy check and the start-up of "
+        "`tfsoftmax train`, with the issue's targets.",
+    )
+    bench.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=5,
+        help="timed epochs per row, after one warm-up epoch (default: %(default)s)",
+    )
+    bench.add_argument("--batch-size", type=_positive_int, default=NOTEBOOK["batch_size"])
+    bench.add_argument("--learning-rate", type=_positive_float, default=NOTEBOOK["learning_rate"])
+    bench.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    bench.add_argument("--seed", type=int, default=NOTEBOOK["seed"])
+    bench.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="use the first N training samples"
+    )
+    bench.add_argument(
+        "--loop-epochs",
+        type=_positive_int,
+        default=1,
+        help="epochs of the per-sample NumPy loop (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--rows", nargs="+", metavar="ROW", help="run only these rows (default: all six)"
+    )
+    bench.add_argument(
+        "--accuracy-epochs",
+        type=_non_negative_int,
+        default=NOTEBOOK["epochs"],
+        help="epochs of the accuracy check, 0 skips it (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--cli-epochs",
+        type=_non_negative_int,
+        default=NOTEBOOK["epochs"],
+        help="time `tfsoftmax train` with this many epochs in a fresh process, 0 skips it "
+        "(default: %(default)s)",
+    )
+    bench.add_argument("--no-micro", action="store_true", help="skip the op micro-benchmark")
+    bench.add_argument("--no-step", action="store_true", help="skip the step-ratio measurement")
+    bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    bench.set_defaults(run=_run_bench)
+
     info = commands.add_parser(
         "info",
         help="versions, the devices TensorFlow sees, and whether the custom ops run on them",
@@ -187,8 +244,11 @@ def _load_data(args, dtype):
 def _run_train(args):
     import numpy as np
 
-    from tfsoftmax import plots, reference
+    from tfsoftmax import models, plots, reference  # noqa: F401 - models: TensorFlow, Keras
 
+    startup = _seconds_since_process_start()  # Python, imports (TensorFlow, Keras)
+    imported = time.perf_counter()
+    _check_preset(args)
     started = time.perf_counter()
     strategy = _strategy_for(args)  # before TensorFlow initialises its devices
     data = _load_data(args, args.dtype)
@@ -230,16 +290,31 @@ def _run_train(args):
             model, loss = notebook_model(
                 args.impl, initial, dtype=args.dtype, softmax_method=args.softmax_method
             )
-        history = train_sgd(
-            model,
-            data.x_train,
-            data.y_train,
-            loss=loss,
-            verbose=args.verbose,
-            validation_data=(data.x_test, data.y_test),
-            strategy=strategy,
-            **settings,
-        )
+        if args.preset is not None:
+            from tfsoftmax.presets import train_preset
+
+            history = train_preset(
+                model,
+                data.x_train,
+                data.y_train,
+                args.preset,
+                seed=args.seed,
+                loss=loss,
+                verbose=min(args.verbose, 1),
+                validation_data=(data.x_test, data.y_test),
+                strategy=strategy,
+            )
+        else:
+            history = train_sgd(
+                model,
+                data.x_train,
+                data.y_train,
+                loss=loss,
+                verbose=args.verbose,
+                validation_data=(data.x_test, data.y_test),
+                strategy=strategy,
+                **settings,
+            )
         history.params["impl"] = args.impl
         if strategy is not None:
             history.params["strategy"] = args.strategy or "mirrored"
@@ -274,12 +349,55 @@ def _run_train(args):
         y_pred=predictions,
     )
     print(f"Test accuracy: {accuracy:.4f}")
+    finished = time.perf_counter()
     print(
-        f"Time: data {loaded - started:.2f}s, training {trained - loaded:.2f}s, "
-        f"total {time.perf_counter() - started:.2f}s"
+        "Time: "
+        + (f"start-up {startup:.2f}s (Python, TensorFlow, Keras), " if startup else "")
+        + f"data {loaded - started:.2f}s, training {trained - loaded:.2f}s"
+        + f"{_epoch_times(history.epoch_seconds)}, writing {finished - trained:.2f}s, "
+        + f"total {finished - imported + (startup or 0):.2f}s"
+        + (" since the process started" if startup else "")
     )
     print("Wrote " + ", ".join(str(path) for path in written))
     return 0
+
+
+def _check_preset(args):
+    """``--preset`` sets epochs, batch size and learning rate, for the custom ops only."""
+    if args.preset is None:
+        return
+    if args.impl != "custom":
+        raise UsageError(f"--preset {args.preset} trains the custom ops: drop --impl {args.impl}")
+    if getattr(args, "checkpoint_dir", None) is not None:
+        raise UsageError(f"--preset {args.preset} runs several stages: drop --checkpoint-dir")
+    for option in ("epochs", "batch_size", "learning_rate"):
+        if getattr(args, option) != NOTEBOOK[option]:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"--preset {args.preset} sets {flag} itself: drop {flag}")
+
+
+def _seconds_since_process_start():
+    """Wall seconds since this process started (Linux ``/proc``), else None."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            now = float(uptime.read().split()[0])
+        return now - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _epoch_times(seconds):
+    """`` (first epoch Xs with tracing and compilation, then Ys/epoch)`` when timed."""
+    seconds = [s for s in seconds if math.isfinite(s)]
+    if len(seconds) < 2:
+        return ""
+    rest = sorted(seconds[1:])
+    return (
+        f" (first epoch {seconds[0]:.2f}s with tracing and compilation, "
+        f"then median {rest[len(rest) // 2]:.3f}s/epoch)"
+    )
 
 
 def _strategy_for(args):
@@ -380,6 +498,47 @@ def _run_compare(args):
     print(f"Wall time: {time.perf_counter() - started:.1f}s")
     print("Wrote " + ", ".join(str(path) for path in written))
     return 0 if result.agree else 1
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _run_bench(args):
+    from tfsoftmax import bench
+    from tfsoftmax.datasets import load_mnist, preprocess
+
+    rows = tuple(args.rows) if args.rows else bench.ROWS
+    unknown = [row for row in rows if row not in bench.ROWS]
+    if unknown:
+        raise UsageError(f"unknown rows {', '.join(unknown)}; choose from {', '.join(bench.ROWS)}")
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    data = preprocess(x_train, y_train, x_test, y_test, layout="batch-major", dtype=args.dtype)
+    result = bench.run_bench(
+        data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        dtype=args.dtype,
+        seed=args.seed,
+        rows=rows,
+        loop_epochs=args.loop_epochs,
+        micro=not args.no_micro,
+        step=not args.no_step,
+        accuracy_epochs=args.accuracy_epochs,
+        cli_epochs=args.cli_epochs,
+        limit=args.limit,
+    )
+    print(result.table())
+    if args.json:
+        print(f"Wrote {result.to_json(args.json)}")
+    return 0
 
 
 def _run_gradcheck(args):
