@@ -10,7 +10,11 @@ backend must be ``tensorflow``. It is selected here unless the user already
 chose one, and a different choice is reported clearly.
 """
 
+import contextlib
 import os
+import re
+import sys
+import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -21,8 +25,58 @@ _INSTALL_HINT = (
     "or 'tfsoftmax[tf]' (the default tensorflow build)."
 )
 
+
+# absl's log lines: severity letter, MMDD, time, thread id, file:line] message.
+_ABSL_LINE = re.compile(rb"^([IWEF])\d{4} [\d:.]+\s+\d+ \S+:\d+\] ")
+_ABSL_PREAMBLE = b"WARNING: All log messages before absl::InitializeLog() is called"
+
+
+@contextlib.contextmanager
+def _honour_min_log_level():
+    """Apply ``TF_CPP_MIN_LOG_LEVEL`` to what TensorFlow prints while it is imported.
+
+    TensorFlow 2.21 logs through absl before absl is initialised, and those
+    lines (the oneDNN notice, twice, each after absl's own warning) reach
+    stderr whatever ``TF_CPP_MIN_LOG_LEVEL`` says. While TensorFlow is
+    imported, file descriptor 2 goes to a temporary file; afterwards every
+    line is passed on except absl lines below the level and absl's preamble,
+    so a command's one-line error message stays one line.
+    """
+    try:
+        level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        level = 0
+    if level < 1:
+        yield
+        return
+    hidden = "IWEF"[: min(level, 3)].encode()
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            dropping = False  # also drops the continuation lines of a dropped message
+            for line in captured.read().splitlines(keepends=True):
+                match = _ABSL_LINE.match(line)
+                if line.startswith(_ABSL_PREAMBLE) or match:
+                    dropping = line.startswith(_ABSL_PREAMBLE) or match.group(1) in hidden
+                if not dropping:
+                    os.write(2, line)
+
+
 try:
-    import tensorflow as tf
+    with _honour_min_log_level():
+        import tensorflow as tf
 except ImportError as error:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(f"{_INSTALL_HINT} (import failed: {error})") from error
 

@@ -23,6 +23,17 @@ class UsageError(Exception):
     """A bad argument found after parsing; reported with exit code 2."""
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (no usage block), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -67,7 +78,7 @@ def _add_training_options(parser, default_dtype):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="tfsoftmax",
         description="A hand-derived softmax classifier on MNIST: custom-gradient TensorFlow "
         "ops, Keras layers, a fast SGD trainer, and the proof that they agree with a NumPy "
@@ -98,6 +109,12 @@ def build_parser():
         help="best: the most a linear softmax classifier gets on MNIST (~92.6%% test "
         "accuracy, 60 epochs, batch 100, learning rate 0.5 -> 0.01 in steps; a few seconds); "
         "sets epochs, batch size and learning rate (custom ops, train_sgd)",
+    )
+    train.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="save a checkpoint after every epoch to DIR; run the same command again to "
+        "resume after the last completed epoch (custom and keras only)",
     )
     train.add_argument(
         "--verbose",
@@ -248,6 +265,8 @@ def _run_train(args):
 
     startup = _seconds_since_process_start()  # Python, imports (TensorFlow, Keras)
     imported = time.perf_counter()
+    if args.impl == "numpy" and args.checkpoint_dir is not None:
+        raise UsageError("--checkpoint-dir needs --impl custom or keras (train_sgd)")
     _check_preset(args)
     started = time.perf_counter()
     strategy = _strategy_for(args)  # before TensorFlow initialises its devices
@@ -313,6 +332,7 @@ def _run_train(args):
                 verbose=args.verbose,
                 validation_data=(data.x_test, data.y_test),
                 strategy=strategy,
+                checkpoint_dir=args.checkpoint_dir,
                 **settings,
             )
         history.params["impl"] = args.impl
@@ -565,11 +585,12 @@ def main(argv=None):
     try:
         return args.run(args)
     except (ValueError, UsageError) as error:
-        print(f"tfsoftmax {args.command}: error: {error}", file=sys.stderr)
+        print(f"tfsoftmax {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tfsoftmax {args.command}: interrupted", file=sys.stderr)
         return 130
     except (RuntimeError, FloatingPointError, OSError) as error:
-        print(f"tfsoftmax {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        name = type(error).__name__
+        print(f"tfsoftmax {args.command}: {name}: {_one_line(error)}", file=sys.stderr)
         return 1

@@ -128,6 +128,17 @@ def _check_floating(layer, inputs):
         )
 
 
+def _check_floating_policy(layer):
+    """A floating-point ``dtype`` (or mixed-precision policy), checked at construction."""
+    policy = layer.dtype_policy
+    for kind, name in (("compute", policy.compute_dtype), ("variable", policy.variable_dtype)):
+        if not tf.as_dtype(name).is_floating:
+            raise ValueError(
+                f"{type(layer).__name__}: `dtype` must be floating-point (float16, bfloat16, "
+                f"float32, float64, or a policy such as 'mixed_float16'); got {kind} dtype {name}"
+            )
+
+
 @keras.saving.register_keras_serializable(package="tfsoftmax")
 class BiasTrickDense(keras.layers.Layer):
     """A dense layer with the bias absorbed into the kernel (the *bias trick*).
@@ -190,6 +201,7 @@ class BiasTrickDense(keras.layers.Layer):
                 f"BiasTrickDense: `units` must be a positive integer, got units={units!r}"
             )
         super().__init__(**kwargs)
+        _check_floating_policy(self)
         self.units = int(units)
         self.kernel_initializer = _get_initializer(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -315,6 +327,7 @@ class JacobianSoftmax(keras.layers.Layer):
                 f"JacobianSoftmax: unknown method={method!r}; expected one of {ops.SOFTMAX_METHODS}"
             )
         super().__init__(**kwargs)
+        _check_floating_policy(self)
         self.axis = int(axis)
         self.method = method
         self._build_at_init()

@@ -112,6 +112,11 @@ class CategoricalCrossentropy(keras.losses.Loss):
         self, name="categorical_crossentropy", reduction="sum_over_batch_size", dtype=None
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if not tf.as_dtype(self.dtype).is_floating:
+            raise ValueError(
+                "CategoricalCrossentropy: `dtype` must be floating-point (float16, bfloat16, "
+                f"float32 or float64); got {self.dtype}"
+            )
 
     def call(self, y_true, y_pred):
         # Keras maps its tensor conversion over nested lists; make them tensors here.

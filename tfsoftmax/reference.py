@@ -79,6 +79,17 @@ def _check_matrix(name, M, rows=None, cols=None, why_rows="", why_cols=""):
     return M
 
 
+def _check_features(X, rows=None, why_rows=""):
+    """``X`` as :func:`_check_matrix` checks it, and not integer pixels (0-255)."""
+    X = _check_matrix("X", X, rows, why_rows=why_rows)
+    if X.dtype.kind in "biu":
+        raise ValueError(
+            f"X has integer dtype {X.dtype}; expected floating-point features. Scale images "
+            "to [0, 1] first (tfsoftmax.datasets.preprocess does the notebook's min-max scaling)"
+        )
+    return X
+
+
 def _check_one_hot(Y, classes, batch, why_rows=""):
     Y = _check_matrix("Y", Y, classes, batch, why_rows, " (one per sample in X)")
     if not (np.isin(Y, (0, 1)).all() and (Y.sum(axis=0) == 1).all()):
@@ -228,7 +239,7 @@ class Dense(Layer):
 
     def forward(self, input):
         """Store ``input = [X; 1]`` (cast to the weights' dtype), return ``Z = W @ input``."""
-        X = _check_matrix("X", input, self.input_size, why_rows=" (the layer's input_size)")
+        X = _check_features(input, self.input_size, why_rows=" (the layer's input_size)")
         X = X.astype(self.weights.dtype, copy=False)
         self.input = _with_ones(X)
         self.output = np.dot(self.weights, self.input)
@@ -336,7 +347,7 @@ def train(
     _check_method("softmax", softmax_method)
     _check_method("dense", dense_method)
     dtype = _float_dtype(dtype, np.asarray(X))
-    X = _check_matrix("X", X).astype(dtype, copy=False)
+    X = _check_features(X).astype(dtype, copy=False)
     features, n = X.shape
     if initial_weights is None:
         Y = _check_one_hot(Y, None, n).astype(dtype, copy=False)
@@ -372,7 +383,7 @@ def train(
 
 def predict(dense, X):
     """Class indices ``argmax_k softmax(W [X; 1])_k`` per column (no layer state changes)."""
-    X = _check_matrix("X", X, dense.input_size, why_rows=" (the layer's input_size)")
+    X = _check_features(X, dense.input_size, why_rows=" (the layer's input_size)")
     X = X.astype(dense.weights.dtype, copy=False)
     return np.argmax(softmax(np.dot(dense.weights, _with_ones(X))), axis=0)
 

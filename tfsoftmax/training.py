@@ -29,13 +29,16 @@ import weakref
 import numpy as np
 
 from tfsoftmax._tf import keras, tf
+from tfsoftmax.checkpointing import RunCheckpointer, run_fingerprint
 from tfsoftmax.distribute import DistributedTraining, strategy_scope
 from tfsoftmax.history import History
 from tfsoftmax.validation import (
     check_features,
+    check_fits_dtype,
     check_labels,
     check_learning_rate,
     check_positive_int,
+    check_seed,
 )
 
 # Progress-bar updates per epoch when verbose=1 (each is one compiled call).
@@ -199,6 +202,8 @@ def train_sgd(
     validation_data=None,
     verbose=1,
     callbacks=None,
+    checkpoint_dir=None,
+    keep_checkpoints=3,
     jit_compile=True,
     strategy=None,
 ):
@@ -229,6 +234,20 @@ def train_sgd(
         verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
         callbacks: Keras callbacks; they get ``on_epoch_end(epoch, logs)``,
             and ``model.stop_training = True`` ends training early.
+        checkpoint_dir: optional folder for checkpoint and resume
+            (:mod:`tfsoftmax.checkpointing`). After every epoch the model's
+            variables, the epoch counter, the history so far and the
+            shuffling generator's state are saved together as one
+            ``tf.train.Checkpoint``. If the folder already holds checkpoints of
+            this run, training continues after the last completed epoch (a
+            finished run returns its history without training) and ends with
+            exactly the weights and history of an uninterrupted run; an
+            unreadable newest checkpoint is skipped with a warning for the one
+            before it. Checkpoints of a run with a different batch size,
+            learning rate, seed, data, model or loss are refused
+            (:class:`tfsoftmax.checkpointing.CheckpointMismatchError`, a
+            ``ValueError``). ``epochs`` may grow between calls.
+        keep_checkpoints: how many of the newest checkpoints to keep (≥ 1).
         jit_compile: compile the batch loop with XLA (the fast path).
         strategy: optional ``tf.distribute.Strategy`` (``MirroredStrategy``,
             ``MultiWorkerMirroredStrategy``, ...) for data-parallel training;
@@ -245,11 +264,25 @@ def train_sgd(
     Raises:
         ValueError: a bad argument, before anything is changed.
         TrainingDivergedError: the loss became NaN or inf; the weights are
-            restored to the end of the last good epoch.
+            restored to the end of the last good epoch (and no checkpoint is
+            written for the diverged one).
+
+    Determinism: the same call (same ``seed``, data, initial weights and
+    settings) gives bit-identical weights and history in separate processes
+    on the same machine, TensorFlow build and thread settings — measured in
+    float32 and float64, with and without XLA, and checked by
+    ``tests/test_determinism.py``. No ``tf.config.experimental.
+    enable_op_determinism()`` is needed: the batch order comes from NumPy,
+    and XLA's CPU kernels and oneDNN are deterministic for a fixed thread
+    count. Changing the intra-op thread count (float64 XLA matmuls split
+    differently) or ``TF_ENABLE_ONEDNN_OPTS`` (validation metrics) changes the
+    last bits; so does another CPU or TensorFlow version.
     """
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     learning_rate = check_learning_rate(learning_rate)
+    seed = check_seed(seed)
+    keep_checkpoints = check_positive_int("keep_checkpoints", keep_checkpoints)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     x = check_features(x)
@@ -257,6 +290,8 @@ def train_sgd(
         dtype, num_classes = _model_io(model, x)
     loss_fn = _resolve_loss(loss, dtype)
     y = check_labels(y, x.shape[0], num_classes)
+    largest = (float(tf.as_dtype(dtype).max), tf.as_dtype(dtype).name)
+    x = check_fits_dtype(x, *largest)
     validation = None
     if validation_data is not None:
         if not isinstance(validation_data, list | tuple) or len(validation_data) != 2:
@@ -267,7 +302,20 @@ def train_sgd(
                 f"validation_data[0] has {x_val.shape[1]} features but x has {x.shape[1]}"
             )
         y_val = check_labels(validation_data[1], x_val.shape[0], num_classes, "validation_data[1]")
+        check_fits_dtype(x_val, *largest, "validation_data[0]")
         validation = (tf.constant(x_val, dtype), tf.constant(y_val, dtype))
+    checkpointer = snapshot = None
+    if checkpoint_dir is not None:
+        fingerprint = run_fingerprint(
+            model, loss_fn, x, y, batch_size=batch_size, learning_rate=learning_rate, seed=seed
+        )
+        checkpointer = RunCheckpointer(checkpoint_dir, model, fingerprint, keep_checkpoints)
+        snapshot = checkpointer.latest()  # read in full and checked; nothing changed yet
+        if snapshot is not None and snapshot.completed_epochs > epochs:
+            raise ValueError(
+                f"epochs={epochs}, but the run in checkpoint_dir {checkpoint_dir!r} has already "
+                f"done {snapshot.completed_epochs}; pass epochs >= {snapshot.completed_epochs}"
+            )
 
     num_samples = x.shape[0]
     num_full, remainder = divmod(num_samples, batch_size)
@@ -289,13 +337,18 @@ def train_sgd(
         "dtype": str(dtype),
     }
     history = History(params)
+    first_epoch = 0
+    if snapshot is not None:
+        first_epoch = checkpointer.resume(snapshot, history, rng, verbose)
+        if first_epoch >= epochs or snapshot.state["stopped"]:
+            return history
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=False, add_progbar=False, model=model, **params
     )
     progress = _Progress(verbose, epochs, steps)
     model.stop_training = False
     callback_list.on_train_begin()
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
         started = time.perf_counter()
         callback_list.on_epoch_begin(epoch)
         progress.start_epoch(epoch)
@@ -332,6 +385,8 @@ def train_sgd(
         history.record(epoch, logs, seconds)
         progress.end_epoch(epoch, logs, seconds)
         callback_list.on_epoch_end(epoch, logs)
+        if checkpointer is not None:  # after a good epoch only: never a diverged one
+            checkpointer.save(epoch + 1, history, rng, stopped=model.stop_training)
         if model.stop_training:
             break
     callback_list.on_train_end(logs)

@@ -9,6 +9,7 @@ per call (never per step).
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -54,7 +55,47 @@ def check_features(x, name="x"):
     if not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+    if _looks_like_unscaled_pixels(array):
+        warnings.warn(
+            f"{name} looks like unscaled 0-255 pixel values (whole numbers up to "
+            f"{array.max():g}); the notebook trains on pixels scaled to [0, 1] "
+            "(tfsoftmax.datasets.preprocess). Scale them, or ignore this if the "
+            "features really are counts.",
+            UserWarning,
+            stacklevel=3,
+        )
     return array
+
+
+def _looks_like_unscaled_pixels(array):
+    """Floats that are all whole numbers in [0, 255] with a maximum above 1."""
+    low, high = array.min(), array.max()
+    if not (low >= 0 and 1 < high <= 255):
+        return False
+    return bool(np.all(np.round(array) == array))
+
+
+def check_fits_dtype(array, limit, dtype_name, name="x"):
+    """Every value of ``array`` stays finite when cast to a dtype whose largest
+    finite value is ``limit`` (float16: 65504)."""
+    if np.finfo(array.dtype).max <= limit:
+        return array
+    largest = float(np.max(np.abs(array)))
+    if largest > limit:
+        raise ValueError(
+            f"{name} holds values up to {largest:g}, beyond the largest {dtype_name} "
+            f"({limit:g}), the model's dtype; they would become inf. Scale the features."
+        )
+    return array
+
+
+def check_seed(seed, name="seed"):
+    """``None`` or an integer ≥ 0, as ``np.random.default_rng`` takes."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
 
 
 def check_labels(y, num_samples, num_classes, name="y"):
