@@ -274,13 +274,15 @@ def test_cache_dir_defaults(tmp_path, monkeypatch):
 
 
 def test_module_imports_and_loads_without_tensorflow(built_cache, tmp_path):
+    # ``sys.modules["tensorflow"] = None`` makes ``import tensorflow`` fail, as on a
+    # machine without it (with TensorFlow installed, ``import tfsoftmax`` loads it
+    # to register the Keras layers; the datasets module itself never needs it).
     code = (
         "import sys\n"
+        "sys.modules['tensorflow'] = None\n"
         "from tfsoftmax.datasets import load_mnist\n"
         "(x, y), _ = load_mnist(sources=('tfsoftmax-cache',))\n"
         "assert x.shape == (60000, 28, 28), x.shape\n"
-        "heavy = {'tensorflow', 'keras'} & set(sys.modules)\n"
-        "assert not heavy, heavy\n"
     )
     env = {"PATH": "", "TFSOFTMAX_DATA_DIR": str(built_cache.parent), "HOME": str(tmp_path)}
     done = subprocess.run(
