@@ -243,3 +243,27 @@ def test_cli_train_multiworker_on_loopback(tmp_path):
     assert "the chief (worker 0) writes the outputs" in other
     params = json.loads((out / "history.json").read_text())["params"]
     assert params["strategy"] == "multiworker" and params["replicas"] == 2
+
+
+def test_only_the_chief_checkpoints_into_the_shared_folder(tmp_path):
+    # Real cluster resolvers (the strategy itself needs live workers): worker 0 is
+    # the chief of a chief-less cluster, a "chief" task is the chief, others are not.
+    from tfsoftmax._tf import tf
+    from tfsoftmax.distribute import is_chief, worker_checkpoint_dir
+
+    def strategy_of(cluster, task_type, task_id):
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id
+        )
+        return type("Strategy", (), {"cluster_resolver": resolver})()
+
+    workers = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    shared = str(tmp_path / "ckpt")
+    assert worker_checkpoint_dir(strategy_of(workers, "worker", 0), shared) == shared
+    assert worker_checkpoint_dir(strategy_of(workers, "worker", 1), shared) == str(
+        tmp_path / "ckpt" / "worker-1"
+    )
+    with_chief = {"chief": ["127.0.0.1:3"], **workers}
+    assert is_chief(strategy_of(with_chief, "chief", 0))
+    assert not is_chief(strategy_of(with_chief, "worker", 0))
+    assert is_chief(None) and is_chief(tf.distribute.get_strategy())

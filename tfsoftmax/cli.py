@@ -341,7 +341,9 @@ def _run_train(args):
             history.params["replicas"] = strategy.num_replicas_in_sync
         weights = get_notebook_weights(model)
     trained = time.perf_counter()
-    if not _is_chief(strategy):
+    from tfsoftmax.distribute import is_chief
+
+    if not is_chief(strategy):
         print(f"Worker done in {trained - started:.2f}s; the chief (worker 0) writes the outputs")
         return 0
 
@@ -434,17 +436,6 @@ def _strategy_for(args):
     from tfsoftmax.distribute import make_strategy
 
     return make_strategy(kind, args.devices)
-
-
-def _is_chief(strategy):
-    """False only for a multi-worker run's non-chief workers (they write nothing)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def _run_info(args):

@@ -56,6 +56,7 @@ custom op on every visible device (``tfsoftmax info`` prints it).
 """
 
 import contextlib
+import os
 
 from tfsoftmax._tf import keras, tf
 
@@ -255,6 +256,33 @@ def _count_correct(y, probabilities):
 
 # --------------------------------------------------------------------------- devices
 STRATEGIES = ("mirrored", "multiworker")
+
+
+def is_chief(strategy):
+    """False only for a multi-worker run's non-chief workers.
+
+    The chief is the ``chief`` task, or worker 0 when the cluster has none (as
+    Keras decides). Single-machine strategies, and ``None``, are their own chief.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def worker_checkpoint_dir(strategy, checkpoint_dir):
+    """Where this worker checkpoints: ``checkpoint_dir`` for the chief, and a
+    ``worker-<task id>`` subfolder for every other multi-worker task, so that
+    workers never write the same files. All workers save after the same
+    epochs with the same state, so each resumes from its own folder in step.
+    """
+    if is_chief(strategy):
+        return checkpoint_dir
+    resolver = strategy.cluster_resolver
+    return os.path.join(checkpoint_dir, f"{resolver.task_type}-{resolver.task_id}")
 
 
 def configure_cpu_devices(count):

@@ -30,7 +30,7 @@ import numpy as np
 
 from tfsoftmax._tf import keras, tf
 from tfsoftmax.checkpointing import RunCheckpointer, run_fingerprint
-from tfsoftmax.distribute import DistributedTraining, strategy_scope
+from tfsoftmax.distribute import DistributedTraining, strategy_scope, worker_checkpoint_dir
 from tfsoftmax.history import History
 from tfsoftmax.validation import (
     check_features,
@@ -309,6 +309,8 @@ def train_sgd(
         fingerprint = run_fingerprint(
             model, loss_fn, x, y, batch_size=batch_size, learning_rate=learning_rate, seed=seed
         )
+        if strategy is not None:
+            checkpoint_dir = worker_checkpoint_dir(strategy, checkpoint_dir)
         checkpointer = RunCheckpointer(checkpoint_dir, model, fingerprint, keep_checkpoints)
         snapshot = checkpointer.latest()  # read in full and checked; nothing changed yet
         if snapshot is not None and snapshot.completed_epochs > epochs:
