@@ -21,11 +21,15 @@ How it is measured:
   initialisation, ``seed``) and first runs one **warm-up epoch**, reported as
   ``warmup_s``; for the TensorFlow rows it includes tracing and XLA
   compilation, estimated as ``compile_s = warmup_s - median epoch``;
-* then ``epochs`` (5 by default; the issue asks for >= 3) **timed epochs in rounds**: round ``r``
-  runs one epoch of every row, the row order rotating between rounds, so a
-  burst of load from other processes on the shared CPU hits every row alike
-  and the ratios are measured back to back. Each row's figure is the
-  **median** of its epochs; ``ratio_to_fit`` divides it by ``keras-fit``'s;
+* then ``epochs`` (5 by default; the issue asks for >= 3) **timed epochs in
+  rounds**: round ``r`` runs one epoch of every row, the row order rotating
+  between rounds, so a burst of load from other processes on the shared CPU
+  hits every row alike. Each row's figure is the **median** of its epochs;
+  a ratio between two rows (``ratio_to_fit``, the targets) is the median of
+  their same-round ratios, measured back to back;
+* TensorFlow's once-per-process start is paid before the rows, and NumPy
+  runs with one BLAS thread (its fastest setting here, see
+  :func:`_one_blas_thread`);
 * an epoch's time is the trainer's own: ``History.epoch_seconds`` for
   ``train_sgd`` (shuffle + compiled batch loop + bookkeeping; without the
   once-per-call input checks and conversions, reported separately as
@@ -34,8 +38,9 @@ How it is measured:
   whole ``reference.train(epochs=1)`` call for NumPy (its input check is
   ~2% of that);
 * ``numpy-loop`` runs ``loop_epochs`` (default 1) epoch(s), after the rounds;
-* **peak memory** is the process's peak resident set size while the row ran
-  (``VmHWM`` from ``/proc/self/status``, reset before each call by writing 5
+* **peak memory** is the process's peak resident set size during the row's
+  timed epochs (``VmHWM`` from ``/proc/self/status``, reset before each call
+  by writing 5
   to ``/proc/self/clear_refs``), for NumPy and TensorFlow alike, and its rise
   above the resident size at the start of the call. (TensorFlow's
   ``tf.config.experimental.get_memory_info("CPU:0")`` reports zeros on CPU, so
@@ -65,6 +70,9 @@ How it is measured:
 * :func:`step_ratio` times the SGD step alone (the same XLA-compiled batch
   loop as ``train_sgd``, on pre-sliced batches, no shuffle) for the custom
   ops and the built-ins, interleaved; the regression test uses it.
+
+``tfsoftmax bench`` prints :meth:`BenchResult.table` (``--json`` writes
+:meth:`BenchResult.to_dict`) and exits 0 whether or not a target is met.
 
 Example::
 
