@@ -40,9 +40,8 @@ How it is measured:
 * ``numpy-loop`` runs ``loop_epochs`` (default 1) epoch(s), after the rounds;
 * **peak memory** is the process's peak resident set size during the row's
   timed epochs (``VmHWM`` from ``/proc/self/status``, reset before each call
-  by writing 5
-  to ``/proc/self/clear_refs``), for NumPy and TensorFlow alike, and its rise
-  above the resident size at the start of the call. (TensorFlow's
+  by writing 5 to ``/proc/self/clear_refs``), for NumPy and TensorFlow alike,
+  and its rise above the resident size at the start of the call. (TensorFlow's
   ``tf.config.experimental.get_memory_info("CPU:0")`` reports zeros on CPU, so
   it is not used.) Without ``/proc`` the process-wide ``ru_maxrss`` is
   reported instead (``memory_method``);
