@@ -219,3 +219,25 @@ def test_bad_data_is_named(x, y, message):
     with pytest.raises(ValueError, match=message):
         train_sgd(model, x, y, loss=loss, verbose=0)
     np.testing.assert_array_equal(get_notebook_weights(model), initial.astype("float32"))
+
+
+def test_dataset_smaller_than_one_batch_is_one_partial_batch():
+    x, _, y, initial = _problem(samples=7)
+    dense, losses = reference.train(
+        x.T, y.T, epochs=3, batch_size=10, learning_rate=0.5, seed=2, initial_weights=initial
+    )
+    for verbose in (0, 1):
+        model, loss = notebook_model("custom", initial, dtype="float64")
+        history = train_sgd(
+            model,
+            x,
+            y,
+            epochs=3,
+            batch_size=10,
+            learning_rate=0.5,
+            seed=2,
+            loss=loss,
+            verbose=verbose,
+        )
+        np.testing.assert_allclose(history.loss, losses, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(get_notebook_weights(model), dense.weights, rtol=0, atol=1e-12)

@@ -7,8 +7,10 @@ For every epoch ``e`` and every batch ``B`` of a fresh shuffle::
     loss_e = (1 / #batches) · Σ_B L_B         # the notebook's epoch loss
 
 How it is made fast (see DESIGN.md for the measurements): the shuffle is done
-once per epoch *outside* compiled code (``tf.gather`` with the permutation),
-the full batches are viewed as one ``(batches, batch, features)`` tensor, and
+once per epoch *outside* compiled code (``tf.gather`` with the permutation,
+one epoch ahead on a second thread, overlapping the compiled loop — see
+:class:`_ShuffledEpochs`), the full batches are viewed as one
+``(batches, batch, features)`` tensor, and
 the whole batch loop runs inside a single ``tf.function`` compiled with XLA;
 batch ``i`` is a dynamic slice of that tensor, never a gather inside the loop.
 A last partial batch (``num_samples % batch_size`` samples) is kept, as
@@ -22,6 +24,7 @@ Batch order: the epoch's permutation is ``rng.permutation(num_samples)`` with
 reference and this trainer, given the same seed, see the same batches.
 """
 
+import concurrent.futures
 import math
 import time
 import weakref
@@ -163,6 +166,64 @@ def _model_io(model, x):
             f"{tuple(output_shape)}"
         )
     return dtype, int(output_shape[-1])
+
+
+class _ShuffledEpochs:
+    """Each epoch's shuffled batches, gathered one epoch ahead on a second thread.
+
+    Epoch ``e``'s order is ``rng.permutation(num_samples)``, drawn on the calling
+    thread in epoch order (so the batches are exactly the reference's). The
+    gather of the next epoch's ``(batches, batch, features)`` tensor runs in a
+    background thread while the compiled loop of the current one — which keeps
+    a single core busy — runs on the other: TensorFlow releases the GIL in both.
+    Because the next permutation is drawn early, :meth:`rng_after` gives the
+    generator as it was right after epoch ``e``'s draw, for checkpoints.
+    """
+
+    def __init__(self, features, targets, rng, batch_size, epochs):
+        self._features, self._targets, self._rng = features, targets, rng
+        self.num_samples = int(features.shape[0])
+        self._num_full = self.num_samples // batch_size
+        self._batch_size = batch_size
+        self._epochs = iter(epochs)
+        self._states = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, "tfsoftmax-shuffle")
+        self._pending = self._submit()
+
+    def _submit(self):
+        epoch = next(self._epochs, None)
+        if epoch is None:
+            return None
+        order = self._rng.permutation(self.num_samples)
+        self._states[epoch] = self._rng.bit_generator.state
+        return self._pool.submit(self._gather, tf.constant(order))
+
+    def _gather(self, order):
+        cut = self._num_full * self._batch_size
+        shuffled_x = tf.gather(self._features, order)
+        shuffled_y = tf.gather(self._targets, order)
+        batches = (self._num_full, self._batch_size)
+        return (
+            tf.reshape(shuffled_x[:cut], (*batches, self._features.shape[1])),
+            tf.reshape(shuffled_y[:cut], (*batches, self._targets.shape[1])),
+            shuffled_x[cut:],
+            shuffled_y[cut:],
+        )
+
+    def next(self):
+        """``(full_x, full_y, tail_x, tail_y)`` of the next epoch."""
+        batches = self._pending.result()
+        self._pending = self._submit()
+        return batches
+
+    def rng_after(self, epoch):
+        """A generator in the state right after epoch ``epoch``'s permutation."""
+        generator = np.random.Generator(type(self._rng.bit_generator)())
+        generator.bit_generator.state = self._states.pop(epoch)
+        return generator
+
+    def close(self):
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Progress:
@@ -327,7 +388,8 @@ def train_sgd(
     compiled = _compiled_for(model, loss_fn, jit_compile, strategy)
     rng = np.random.default_rng(seed)
     lr = tf.constant(learning_rate, tf.float64)
-    chunk = num_full if verbose != 1 else max(1, math.ceil(num_full / PROGRESS_UPDATES_PER_EPOCH))
+    updates = PROGRESS_UPDATES_PER_EPOCH if verbose == 1 else 1
+    chunk = max(1, math.ceil(num_full / updates))
 
     params = {
         "epochs": epochs,
@@ -350,16 +412,51 @@ def train_sgd(
     progress = _Progress(verbose, epochs, steps)
     model.stop_training = False
     callback_list.on_train_begin()
-    for epoch in range(first_epoch, epochs):
+    shuffled = _ShuffledEpochs(features, targets, rng, batch_size, range(first_epoch, epochs))
+    try:
+        logs = _run_epochs(
+            model,
+            compiled,
+            shuffled,
+            range(first_epoch, epochs),
+            steps,
+            chunk,
+            lr,
+            validation,
+            history,
+            progress,
+            callback_list,
+            checkpointer,
+        )
+    finally:
+        shuffled.close()
+    callback_list.on_train_end(logs)
+    return history
+
+
+def _run_epochs(
+    model,
+    compiled,
+    shuffled,
+    epochs,
+    steps,
+    chunk,
+    lr,
+    validation,
+    history,
+    progress,
+    callback_list,
+    checkpointer,
+):
+    """The epoch loop of :func:`train_sgd`; returns the last epoch's logs."""
+    logs = {}
+    for epoch in epochs:
         started = time.perf_counter()
         callback_list.on_epoch_begin(epoch)
         progress.start_epoch(epoch)
         good_weights = [variable.numpy() for variable in model.trainable_variables]
-        order = tf.constant(rng.permutation(num_samples))
-        shuffled_x = tf.gather(features, order)
-        shuffled_y = tf.gather(targets, order)
-        full_x = tf.reshape(shuffled_x[: num_full * batch_size], (num_full, batch_size, -1))
-        full_y = tf.reshape(shuffled_y[: num_full * batch_size], (num_full, batch_size, -1))
+        full_x, full_y, tail_x, tail_y = shuffled.next()
+        num_full = int(full_x.shape[0])
 
         batch_losses = np.zeros(steps)
         correct = 0
@@ -372,15 +469,13 @@ def train_sgd(
             correct += int(hits)
             _check_finite(batch_losses, start, stop, epoch, model, good_weights)
             progress.update(stop, float(np.mean(batch_losses[:stop])))
-        if remainder:
-            loss_value, hits = compiled.train_step(
-                shuffled_x[num_full * batch_size :], shuffled_y[num_full * batch_size :], lr
-            )
+        if num_full < steps:
+            loss_value, hits = compiled.train_step(tail_x, tail_y, lr)
             batch_losses[num_full] = float(loss_value)
             correct += int(hits)
             _check_finite(batch_losses, num_full, steps, epoch, model, good_weights)
 
-        logs = {"loss": float(np.mean(batch_losses)), "accuracy": correct / num_samples}
+        logs = {"loss": float(np.mean(batch_losses)), "accuracy": correct / shuffled.num_samples}
         if validation is not None:
             logs["val_loss"], logs["val_accuracy"] = _evaluate(compiled, *validation)
         seconds = time.perf_counter() - started
@@ -388,11 +483,12 @@ def train_sgd(
         progress.end_epoch(epoch, logs, seconds)
         callback_list.on_epoch_end(epoch, logs)
         if checkpointer is not None:  # after a good epoch only: never a diverged one
-            checkpointer.save(epoch + 1, history, rng, stopped=model.stop_training)
+            checkpointer.save(
+                epoch + 1, history, shuffled.rng_after(epoch), stopped=model.stop_training
+            )
         if model.stop_training:
             break
-    callback_list.on_train_end(logs)
-    return history
+    return logs
 
 
 def _check_finite(batch_losses, start, stop, epoch, model, good_weights):
