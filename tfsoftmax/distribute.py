@@ -58,6 +58,7 @@ custom op on every visible device (``tfsoftmax info`` prints it).
 import contextlib
 import os
 
+from tfsoftmax._loops import batch_loop, count_correct
 from tfsoftmax._tf import keras, tf
 
 __all__ = [
@@ -191,7 +192,7 @@ class DistributedTraining:
                 if model.losses:
                     objective += tf.add_n(model.losses) / replicas
             gradients = tape.gradient(objective, variables)
-            return gradients, tf.cast(loss, tf.float64) * weight, _count_correct(y, probabilities)
+            return gradients, tf.cast(loss, tf.float64) * weight, count_correct(y, probabilities)
 
         if jit_compile:
             local_gradients = tf.function(local_gradients, jit_compile=True)
@@ -218,7 +219,7 @@ class DistributedTraining:
             start, stop, weight = _shard(x, context.replica_id_in_sync_group, replicas)
             probabilities = model(x[start:stop], training=False)
             loss = tf.cast(local_mean_loss(y[start:stop], probabilities), tf.float64) * weight
-            correct = tf.cast(_count_correct(y[start:stop], probabilities), tf.float64)
+            correct = tf.cast(count_correct(y[start:stop], probabilities), tf.float64)
             return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stack([loss, correct]))
 
         def first(per_replica):
@@ -229,29 +230,13 @@ class DistributedTraining:
             stats = first(strategy.run(replica_step, args=(xb, yb, learning_rate)))
             return stats[0], tf.cast(stats[1], tf.int64)
 
-        def run_batches(xb, yb, start, stop, learning_rate):
-            batch_losses = tf.zeros([tf.shape(xb)[0]], tf.float64)
-            correct = tf.constant(0, tf.int64)
-            i = start
-            while i < stop:
-                loss, hits = train_step(xb[i], yb[i], learning_rate)
-                batch_losses = tf.tensor_scatter_nd_update(batch_losses, [[i]], [loss])
-                correct += hits
-                i += 1
-            return batch_losses, correct
-
         def evaluate(x, y):
             stats = first(strategy.run(replica_evaluate, args=(x, y)))
             return stats[0], tf.cast(stats[1], tf.int64)
 
-        self.run_batches = tf.function(run_batches)
+        self.run_batches = tf.function(batch_loop(train_step))
         self.train_step = tf.function(train_step)
         self.evaluate = tf.function(evaluate, reduce_retracing=True)
-
-
-def _count_correct(y, probabilities):
-    hits = tf.equal(tf.argmax(probabilities, axis=-1), tf.argmax(y, axis=-1))
-    return tf.reduce_sum(tf.cast(hits, tf.int64))
 
 
 # --------------------------------------------------------------------------- devices

@@ -31,6 +31,7 @@ import weakref
 
 import numpy as np
 
+from tfsoftmax._loops import batch_loop, count_correct
 from tfsoftmax._tf import keras, tf
 from tfsoftmax.checkpointing import RunCheckpointer, run_fingerprint
 from tfsoftmax.distribute import DistributedTraining, strategy_scope, worker_checkpoint_dir
@@ -69,35 +70,16 @@ class _CompiledTraining:
             gradients = tape.gradient(objective, variables)
             for variable, gradient in zip(variables, gradients, strict=True):
                 variable.assign_sub(tf.cast(learning_rate, variable.dtype) * gradient)
-            return tf.cast(loss, tf.float64), _count_correct(yb, probabilities)
-
-        def run_batches(xb, yb, start, stop, learning_rate):
-            # A plain while loop, not ``for i in tf.range(start, stop)``: the latter
-            # gives XLA a ``maximum_iterations`` it must treat as a compile-time
-            # constant, so every new (start, stop) pair would recompile.
-            batch_losses = tf.zeros([tf.shape(xb)[0]], tf.float64)
-            correct = tf.constant(0, tf.int64)
-            i = start
-            while i < stop:
-                loss, hits = train_step(xb[i], yb[i], learning_rate)
-                batch_losses = tf.tensor_scatter_nd_update(batch_losses, [[i]], [loss])
-                correct += hits
-                i += 1
-            return batch_losses, correct
+            return tf.cast(loss, tf.float64), count_correct(yb, probabilities)
 
         def evaluate(x, y):
             probabilities = model(x, training=False)
             loss = tf.cast(loss_fn(y, probabilities), tf.float64)
-            return loss, _count_correct(y, probabilities)
+            return loss, count_correct(y, probabilities)
 
-        self.run_batches = tf.function(run_batches, jit_compile=jit_compile)
+        self.run_batches = tf.function(batch_loop(train_step), jit_compile=jit_compile)
         self.train_step = tf.function(train_step, jit_compile=jit_compile)
         self.evaluate = tf.function(evaluate, reduce_retracing=True)
-
-
-def _count_correct(y, probabilities):
-    hits = tf.equal(tf.argmax(probabilities, axis=-1), tf.argmax(y, axis=-1))
-    return tf.reduce_sum(tf.cast(hits, tf.int64))
 
 
 # model -> {(loss id, jit_compile, strategy id): (loss, strategy, _CompiledTraining)}
@@ -182,8 +164,8 @@ class _ShuffledEpochs:
 
     def __init__(self, features, targets, rng, batch_size, epochs):
         self._features, self._targets, self._rng = features, targets, rng
-        self.num_samples = int(features.shape[0])
-        self._num_full = self.num_samples // batch_size
+        self._num_samples = int(features.shape[0])
+        self._num_full = self._num_samples // batch_size
         self._batch_size = batch_size
         self._epochs = iter(epochs)
         self._states = {}
@@ -194,7 +176,7 @@ class _ShuffledEpochs:
         epoch = next(self._epochs, None)
         if epoch is None:
             return None
-        order = self._rng.permutation(self.num_samples)
+        order = self._rng.permutation(self._num_samples)
         self._states[epoch] = self._rng.bit_generator.state
         return self._pool.submit(self._gather, tf.constant(order))
 
@@ -413,82 +395,60 @@ def train_sgd(
     model.stop_training = False
     callback_list.on_train_begin()
     shuffled = _ShuffledEpochs(features, targets, rng, batch_size, range(first_epoch, epochs))
+    logs = {}
     try:
-        logs = _run_epochs(
-            model,
-            compiled,
-            shuffled,
-            range(first_epoch, epochs),
-            steps,
-            chunk,
-            lr,
-            validation,
-            history,
-            progress,
-            callback_list,
-            checkpointer,
-        )
+        for epoch in range(first_epoch, epochs):
+            started = time.perf_counter()
+            callback_list.on_epoch_begin(epoch)
+            progress.start_epoch(epoch)
+            batch_losses, correct = _train_epoch(
+                model, compiled, shuffled.next(), steps, chunk, lr, epoch, progress
+            )
+            logs = {"loss": float(np.mean(batch_losses)), "accuracy": correct / num_samples}
+            if validation is not None:
+                logs["val_loss"], logs["val_accuracy"] = _evaluate(compiled, *validation)
+            seconds = time.perf_counter() - started
+            history.record(epoch, logs, seconds)
+            progress.end_epoch(epoch, logs, seconds)
+            callback_list.on_epoch_end(epoch, logs)
+            if checkpointer is not None:  # after a good epoch only: never a diverged one
+                checkpointer.save(
+                    epoch + 1, history, shuffled.rng_after(epoch), stopped=model.stop_training
+                )
+            if model.stop_training:
+                break
     finally:
         shuffled.close()
     callback_list.on_train_end(logs)
     return history
 
 
-def _run_epochs(
-    model,
-    compiled,
-    shuffled,
-    epochs,
-    steps,
-    chunk,
-    lr,
-    validation,
-    history,
-    progress,
-    callback_list,
-    checkpointer,
-):
-    """The epoch loop of :func:`train_sgd`; returns the last epoch's logs."""
-    logs = {}
-    for epoch in epochs:
-        started = time.perf_counter()
-        callback_list.on_epoch_begin(epoch)
-        progress.start_epoch(epoch)
-        good_weights = [variable.numpy() for variable in model.trainable_variables]
-        full_x, full_y, tail_x, tail_y = shuffled.next()
-        num_full = int(full_x.shape[0])
-
-        batch_losses = np.zeros(steps)
-        correct = 0
-        for start in range(0, num_full, chunk):
-            stop = min(start + chunk, num_full)
-            losses, hits = compiled.run_batches(
-                full_x, full_y, tf.constant(start), tf.constant(stop), lr
-            )
-            batch_losses[start:stop] = losses.numpy()[start:stop]
-            correct += int(hits)
-            _check_finite(batch_losses, start, stop, epoch, model, good_weights)
-            progress.update(stop, float(np.mean(batch_losses[:stop])))
-        if num_full < steps:
-            loss_value, hits = compiled.train_step(tail_x, tail_y, lr)
-            batch_losses[num_full] = float(loss_value)
-            correct += int(hits)
-            _check_finite(batch_losses, num_full, steps, epoch, model, good_weights)
-
-        logs = {"loss": float(np.mean(batch_losses)), "accuracy": correct / shuffled.num_samples}
-        if validation is not None:
-            logs["val_loss"], logs["val_accuracy"] = _evaluate(compiled, *validation)
-        seconds = time.perf_counter() - started
-        history.record(epoch, logs, seconds)
-        progress.end_epoch(epoch, logs, seconds)
-        callback_list.on_epoch_end(epoch, logs)
-        if checkpointer is not None:  # after a good epoch only: never a diverged one
-            checkpointer.save(
-                epoch + 1, history, shuffled.rng_after(epoch), stopped=model.stop_training
-            )
-        if model.stop_training:
-            break
-    return logs
+def _train_epoch(model, compiled, batches, steps, chunk, lr, epoch, progress):
+    """One epoch over ``batches`` (from :class:`_ShuffledEpochs`); returns the
+    per-batch losses and the number of correct predictions. The full batches
+    go through the compiled loop ``chunk`` at a time (one call when there is
+    no progress bar), the partial one through the compiled single step. On a
+    non-finite loss the weights go back to their values at the epoch's start."""
+    full_x, full_y, tail_x, tail_y = batches
+    num_full = int(full_x.shape[0])
+    good_weights = [variable.numpy() for variable in model.trainable_variables]
+    batch_losses = np.zeros(steps)
+    correct = 0
+    for start in range(0, num_full, chunk):
+        stop = min(start + chunk, num_full)
+        losses, hits = compiled.run_batches(
+            full_x, full_y, tf.constant(start), tf.constant(stop), lr
+        )
+        batch_losses[start:stop] = losses.numpy()[start:stop]
+        correct += int(hits)
+        _check_finite(batch_losses, start, stop, epoch, model, good_weights)
+        progress.update(stop, float(np.mean(batch_losses[:stop])))
+    if num_full < steps:
+        loss_value, hits = compiled.train_step(tail_x, tail_y, lr)
+        batch_losses[num_full] = float(loss_value)
+        correct += int(hits)
+        _check_finite(batch_losses, num_full, steps, epoch, model, good_weights)
+    return batch_losses, correct
 
 
 def _check_finite(batch_losses, start, stop, epoch, model, good_weights):
