@@ -274,13 +274,13 @@ def _with(M, i, value):
         ({"X": X_OK[:4]}, r"X has 4 rows but initial_weights \(4, 6\) expects 5"),
         ({"Y": Y_OK[:, :9]}, r"Y has 9 columns but 10 are expected \(one per sample in X\)"),
         ({"Y": Y_OK[:3]}, r"Y has 3 rows but 4 are expected \(initial_weights' rows\)"),
-        ({"batch_size": 0}, "batch_size must be an int >= 1"),
-        ({"batch_size": 2.0}, "batch_size must be an int >= 1"),
-        ({"epochs": 0}, "epochs must be an int >= 1"),
-        ({"learning_rate": 0.0}, "learning_rate must be a finite number > 0"),
-        ({"learning_rate": -0.1}, "learning_rate must be a finite number > 0"),
-        ({"learning_rate": np.nan}, "learning_rate must be a finite number > 0"),
-        ({"learning_rate": np.inf}, "learning_rate must be a finite number > 0"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": 2.0}, "batch_size must be a positive integer"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"learning_rate": 0.0}, "learning_rate must be a positive finite number"),
+        ({"learning_rate": -0.1}, "learning_rate must be a positive finite number"),
+        ({"learning_rate": np.nan}, "learning_rate must be a positive finite number"),
+        ({"learning_rate": np.inf}, "learning_rate must be a positive finite number"),
         ({"Y": _bad_y()}, "Y must be one-hot"),
         ({"Y": Y_OK * 2}, "Y must be one-hot"),
         ({"X": _with(X_OK, (0, 0), np.nan)}, "X contains NaN or inf"),
@@ -340,7 +340,7 @@ def test_other_bad_input():
         Softmax("jacobian")
     with pytest.raises(ValueError, match="unknown dense method 'outer'"):
         Dense(3, 2, method="outer")
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         generate_batch_indices(10, 0)
     with pytest.raises(ValueError, match="weights contains NaN or inf"):
         Dense.from_weights(np.full((2, 3), np.nan))

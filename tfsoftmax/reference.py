@@ -27,9 +27,9 @@ Example::
     accuracy(dense, X_test, y_test)           # y_test: labels or one-hot
 """
 
-import numbers
-
 import numpy as np
+
+from tfsoftmax.validation import check_learning_rate, check_positive_int
 
 _FLOATS = (np.float32, np.float64)
 _METHODS = ("loop", "vectorized")
@@ -39,17 +39,6 @@ _METHODS = ("loop", "vectorized")
 def _check_method(kind, method):
     if method not in _METHODS:
         raise ValueError(f"unknown {kind} method {method!r}; expected one of {_METHODS}")
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-
-
-def _check_learning_rate(learning_rate):
-    ok = isinstance(learning_rate, numbers.Real) and not isinstance(learning_rate, bool)
-    if not ok or not np.isfinite(learning_rate) or learning_rate <= 0:
-        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
 
 
 def _float_dtype(dtype, like=None):
@@ -204,8 +193,8 @@ class Dense(Layer):
 
     def __init__(self, input_size, output_size, rng=None, *, method="loop", dtype=np.float64):
         super().__init__()
-        _check_positive_int("input_size", input_size)
-        _check_positive_int("output_size", output_size)
+        check_positive_int("input_size", input_size)
+        check_positive_int("output_size", output_size)
         _check_method("dense", method)
         dtype = _float_dtype(dtype)
         rng = np.random.default_rng(rng)
@@ -255,7 +244,7 @@ class Dense(Layer):
         """
         if self.input is None:
             raise RuntimeError("Dense.backward called before Dense.forward")
-        _check_learning_rate(learning_rate)
+        check_learning_rate(learning_rate)
         G = _check_matrix("output_gradient", output_gradient, *self.output.shape)
         grad = dense_weight_gradient(G, self.input, self.method)
         input_gradient = np.dot(self.weights[:, :-1].T, G)
@@ -298,8 +287,8 @@ def generate_batch_indices(num_samples, batch_size, rng=None):
 
     ``rng``: a ``numpy.random.Generator`` (consumed), a seed, or ``None``.
     """
-    _check_positive_int("num_samples", num_samples)
-    _check_positive_int("batch_size", batch_size)
+    check_positive_int("num_samples", num_samples)
+    check_positive_int("batch_size", batch_size)
     perm = np.random.default_rng(rng).permutation(num_samples)
     return np.split(perm, np.arange(batch_size, num_samples, batch_size))
 
@@ -341,9 +330,9 @@ def train(
     ``dense.weights`` to keep a snapshot. Every argument is checked before the
     first step; a bad one raises ``ValueError``.
     """
-    _check_positive_int("epochs", epochs)
-    _check_positive_int("batch_size", batch_size)
-    _check_learning_rate(learning_rate)
+    check_positive_int("epochs", epochs)
+    check_positive_int("batch_size", batch_size)
+    check_learning_rate(learning_rate)
     _check_method("softmax", softmax_method)
     _check_method("dense", dense_method)
     dtype = _float_dtype(dtype, np.asarray(X))
