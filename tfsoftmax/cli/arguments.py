@@ -1,0 +1,73 @@
+"""What the subcommands share: argument types, the notebook's defaults, the training options.
+
+A bad value is rejected while parsing (argparse then exits 2 with one line);
+a bad *combination* of values, found after parsing, raises :class:`UsageError`,
+which ``main`` reports the same way. These types parse command-line text; the
+library's own checks on Python values are in :mod:`tfsoftmax.validation`.
+"""
+
+import argparse
+import math
+
+# The notebook's settings: the defaults of train and compare (and --preset's baseline).
+NOTEBOOK = {"epochs": 20, "batch_size": 200, "learning_rate": 0.01, "seed": 0}
+DTYPES = ("float32", "float64")
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing; reported with exit code 2."""
+
+
+def _argument_type(convert, accept, expected, unparsable=None):
+    """An argparse ``type=``: ``convert`` the text, then keep the value if ``accept`` does.
+
+    Either failure reads ``expected <expected>, got <what was given>``
+    (``unparsable`` replaces ``expected`` when the text does not convert).
+    """
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            message = f"expected {unparsable or expected}, got {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
+        if not accept(value):
+            given = value if isinstance(value, int) else repr(text)  # 'nan', '-1' as typed
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {given}")
+        return value
+
+    return parse
+
+
+positive_int = _argument_type(int, lambda value: value >= 1, "a positive integer")
+non_negative_int = _argument_type(int, lambda value: value >= 0, "an integer >= 0")
+positive_float = _argument_type(
+    float,
+    lambda value: math.isfinite(value) and value > 0,
+    "a positive finite number",
+    unparsable="a positive number",
+)
+
+
+def add_training_options(parser, default_dtype):
+    """The options of one SGD run (train and compare), with the notebook's defaults."""
+    group = parser.add_argument_group("training (the notebook's settings by default)")
+    group.add_argument("--epochs", type=positive_int, default=NOTEBOOK["epochs"])
+    group.add_argument("--batch-size", type=positive_int, default=NOTEBOOK["batch_size"])
+    group.add_argument("--learning-rate", type=positive_float, default=NOTEBOOK["learning_rate"])
+    group.add_argument(
+        "--seed", type=int, default=NOTEBOOK["seed"], help="initial weights and batch order"
+    )
+    group.add_argument("--dtype", choices=DTYPES, default=default_dtype)
+    group.add_argument(
+        "--softmax-method",
+        choices=("jacobian", "vjp"),
+        default="jacobian",
+        help="backward of the custom softmax op (default: %(default)s)",
+    )
+    group.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="train on the first N training samples only (a quick look)",
+    )

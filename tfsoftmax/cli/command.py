@@ -1,0 +1,54 @@
+"""The ``tfsoftmax`` command itself: its parser, and ``main``, which maps errors to exit codes."""
+
+import argparse
+import sys
+
+from tfsoftmax import __version__
+from tfsoftmax.cli import bench, compare, gradcheck, info, train
+from tfsoftmax.cli.arguments import UsageError
+
+SUBCOMMANDS = (train, compare, gradcheck, bench, info)  # in the order --help lists them
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (no usage block), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text):
+    return " ".join(str(text).split())
+
+
+def build_parser():
+    parser = OneLineErrorParser(
+        prog="tfsoftmax",
+        description="A hand-derived softmax classifier on MNIST: custom-gradient TensorFlow "
+        "ops, Keras layers, a fast SGD trainer, and the proof that they agree with a NumPy "
+        "reference and Keras built-ins.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfsoftmax {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for subcommand in SUBCOMMANDS:
+        subcommand.add_parser(commands)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, UsageError) as error:
+        print(f"tfsoftmax {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tfsoftmax {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (RuntimeError, FloatingPointError, OSError) as error:
+        name = type(error).__name__
+        print(f"tfsoftmax {args.command}: {name}: {one_line(error)}", file=sys.stderr)
+        return 1

@@ -1,0 +1,245 @@
+"""``tfsoftmax train``: train the notebook's classifier on MNIST and write what it learned."""
+
+import os
+import time
+
+from tfsoftmax.cli.arguments import NOTEBOOK, UsageError, add_training_options, positive_int
+from tfsoftmax.cli.data import load_data
+from tfsoftmax.cli.timing import describe_epoch_times, seconds_since_process_start
+
+# tfsoftmax.distribute.STRATEGIES, without importing TensorFlow to build the parser.
+STRATEGIES = ("mirrored", "multiworker")
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "train",
+        help="train the notebook's classifier on MNIST and write history, model and figures",
+        description="Train the notebook's softmax classifier on MNIST with mini-batch SGD and "
+        "write history.json, history.csv, model.keras, weights.npy and the figures to --out.",
+    )
+    parser.add_argument(
+        "--impl",
+        choices=("custom", "numpy", "keras"),
+        default="custom",
+        help="custom: the custom-gradient ops with train_sgd; numpy: the NumPy reference; "
+        "keras: Keras built-ins with train_sgd (default: %(default)s)",
+    )
+    add_training_options(parser, default_dtype="float32")
+    parser.add_argument("--out", default="out/train", help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--preset",
+        choices=("best",),
+        help="best: the most a linear softmax classifier gets on MNIST (~92.6%% test "
+        "accuracy, 60 epochs, batch 100, learning rate 0.5 -> 0.01 in steps; a few seconds); "
+        "sets epochs, batch size and learning rate (custom ops, train_sgd)",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="save a checkpoint after every epoch to DIR; run the same command again to "
+        "resume after the last completed epoch (custom and keras only)",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=2,
+        help="0 silent, 1 progress bar, 2 one line per epoch (default: %(default)s)",
+    )
+    scaling = parser.add_argument_group("scaling out (tf.distribute; see README 'Scaling out')")
+    scaling.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="mirrored: the devices of this machine; multiworker: several processes or "
+        "machines, described by the TF_CONFIG environment variable (default: one device, "
+        "or mirrored when --devices is given)",
+    )
+    scaling.add_argument(
+        "--devices",
+        type=positive_int,
+        metavar="N",
+        help="replicas on this machine: the first N GPUs if TensorFlow sees GPUs (default: "
+        "all), else the CPU split into N logical devices",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    import numpy as np
+
+    # The heavy imports (TensorFlow, Keras, Matplotlib) first: they count as start-up.
+    from tfsoftmax import models, plots, reference  # noqa: F401
+
+    startup = seconds_since_process_start()  # Python, imports (TensorFlow, Keras)
+    imported = time.perf_counter()
+    if args.impl == "numpy" and args.checkpoint_dir is not None:
+        raise UsageError("--checkpoint-dir needs --impl custom or keras (train_sgd)")
+    check_preset(args)
+    started = time.perf_counter()
+    strategy = strategy_for(args)  # before TensorFlow initialises its devices
+    data = load_data(args.dtype, args.limit)
+    loaded = time.perf_counter()
+    initial = reference.Dense(
+        data.x_train.shape[1],
+        data.y_train.shape[1],
+        rng=np.random.default_rng(args.seed),
+        dtype=args.dtype,
+    ).weights
+    settings = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    if args.impl == "numpy":
+        model, history, weights = _train_numpy_reference(args, data, initial, settings)
+    else:
+        model, history, weights = _train_sgd(args, data, initial, settings, strategy)
+    trained = time.perf_counter()
+    from tfsoftmax.distribute import is_chief
+
+    if not is_chief(strategy):
+        print(f"Worker done in {trained - started:.2f}s; the chief (worker 0) writes the outputs")
+        return 0
+
+    if strategy is None:
+        probabilities = model.predict(data.x_test, batch_size=10_000, verbose=0)
+    else:  # a plain call: Keras' predict would distribute (and on many workers, wait for all)
+        probabilities = model(data.x_test, training=False).numpy()
+    predictions = np.argmax(probabilities, axis=1)
+    accuracy = float(np.mean(predictions == data.labels_test))
+    written = _write_outputs(args.out, history, weights, model, data, predictions)
+    print(f"Test accuracy: {accuracy:.4f}")
+    finished = time.perf_counter()
+    print(
+        "Time: "
+        + (f"start-up {startup:.2f}s (Python, TensorFlow, Keras), " if startup else "")
+        + f"data {loaded - started:.2f}s, training {trained - loaded:.2f}s"
+        + f"{describe_epoch_times(history.epoch_seconds)}, writing {finished - trained:.2f}s, "
+        + f"total {finished - imported + (startup or 0):.2f}s"
+        + (" since the process started" if startup else "")
+    )
+    print("Wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def check_preset(args):
+    """``--preset`` sets epochs, batch size and learning rate, for the custom ops only."""
+    if args.preset is None:
+        return
+    if args.impl != "custom":
+        raise UsageError(f"--preset {args.preset} trains the custom ops: drop --impl {args.impl}")
+    if args.checkpoint_dir is not None:
+        raise UsageError(f"--preset {args.preset} runs several stages: drop --checkpoint-dir")
+    for option in ("epochs", "batch_size", "learning_rate"):
+        if getattr(args, option) != NOTEBOOK[option]:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"--preset {args.preset} sets {flag} itself: drop {flag}")
+
+
+def strategy_for(args):
+    """The ``tf.distribute`` strategy ``--strategy``/``--devices`` ask for, or None.
+
+    Made first thing, before TensorFlow initialises its devices (a logical CPU
+    split is impossible afterwards).
+    """
+    kind = args.strategy or ("mirrored" if args.devices is not None else None)
+    if kind is None:
+        return None
+    if args.impl == "numpy":
+        raise UsageError("--strategy/--devices need --impl custom or keras (train_sgd)")
+    from tfsoftmax.distribute import make_strategy
+
+    return make_strategy(kind, args.devices)
+
+
+def _train_numpy_reference(args, data, initial, settings):
+    """``--impl numpy``: the NumPy reference, its weights then put in the custom-ops model."""
+    from tfsoftmax import reference
+    from tfsoftmax.history import History
+    from tfsoftmax.models import notebook_model, set_notebook_weights
+
+    dense, losses = reference.train(
+        data.x_train.T,
+        data.y_train.T,
+        initial_weights=initial,
+        verbose=1 if args.verbose else 0,
+        **settings,
+    )
+    history = History({**settings, "impl": "numpy", "dtype": args.dtype})
+    for epoch, loss in enumerate(losses):
+        history.record(epoch, {"loss": loss}, float("nan"))
+    weights = dense.weights
+    model, _ = notebook_model("custom", weights, dtype=args.dtype)
+    set_notebook_weights(model, weights)
+    return model, history, weights
+
+
+def _train_sgd(args, data, initial, settings, strategy):
+    """``--impl custom`` or ``keras``: train_sgd (or the preset's stages of it)."""
+    from tfsoftmax.distribute import strategy_scope
+    from tfsoftmax.models import get_notebook_weights, notebook_model
+    from tfsoftmax.training import train_sgd
+
+    with strategy_scope(strategy):
+        model, loss = notebook_model(
+            args.impl, initial, dtype=args.dtype, softmax_method=args.softmax_method
+        )
+    if args.preset is not None:
+        from tfsoftmax.presets import train_preset
+
+        history = train_preset(
+            model,
+            data.x_train,
+            data.y_train,
+            args.preset,
+            seed=args.seed,
+            loss=loss,
+            verbose=min(args.verbose, 1),
+            validation_data=(data.x_test, data.y_test),
+            strategy=strategy,
+        )
+    else:
+        history = train_sgd(
+            model,
+            data.x_train,
+            data.y_train,
+            loss=loss,
+            verbose=args.verbose,
+            validation_data=(data.x_test, data.y_test),
+            strategy=strategy,
+            checkpoint_dir=args.checkpoint_dir,
+            **settings,
+        )
+    history.params["impl"] = args.impl
+    if strategy is not None:
+        history.params["strategy"] = args.strategy or "mirrored"
+        history.params["replicas"] = strategy.num_replicas_in_sync
+    return model, history, get_notebook_weights(model)
+
+
+def _write_outputs(out, history, weights, model, data, predictions):
+    """History, weights, model and figures in ``out``; returns the paths written."""
+    import numpy as np
+
+    from tfsoftmax import plots
+
+    os.makedirs(out, exist_ok=True)
+    written = [
+        history.to_json(os.path.join(out, "history.json")),
+        history.to_csv(os.path.join(out, "history.csv")),
+    ]
+    np.save(os.path.join(out, "weights.npy"), weights)
+    model_path = os.path.join(out, "model.keras")
+    model.save(model_path)
+    written += [os.path.join(out, "weights.npy"), model_path]
+    written += plots.write_training_figures(
+        out,
+        losses=history.loss,
+        weights=weights,
+        images=data.x_test,
+        y_true=data.labels_test,
+        y_pred=predictions,
+    )
+    return written
