@@ -43,3 +43,34 @@ def test_python_dash_m_is_the_console_script():
         timeout=120,
     )
     assert result.returncode == 0 and result.stdout.strip() == f"tfsoftmax {tfsoftmax.__version__}"
+
+
+def test_the_wheel_ships_every_module(tmp_path):
+    # An editable install hides a package missing from pyproject.toml; a wheel does not.
+    import pathlib
+    import zipfile
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("tfsoftmax-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    sources = {p.relative_to(root).as_posix() for p in (root / "tfsoftmax").rglob("*.py")}
+    assert sources and sources <= shipped, sorted(sources - shipped)
