@@ -46,24 +46,22 @@ def test_python_dash_m_is_the_console_script():
 
 
 def test_the_wheel_ships_every_module(tmp_path):
-    # An editable install hides a package missing from pyproject.toml; a wheel does not.
+    # An editable install hides a package missing from pyproject.toml; a wheel does
+    # not. Built from a clean copy: a stale *.egg-info of the editable install would
+    # add its file list to the wheel as package data and hide the omission.
     import pathlib
+    import shutil
     import zipfile
 
     root = pathlib.Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(root / "tfsoftmax", source / "tfsoftmax", ignore=ignore)
+    for name in ("pyproject.toml", "setup.cfg", "README.md"):
+        shutil.copy(root / name, source / name)
+    wheel_command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps"]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            str(root),
-        ],
+        [*wheel_command, "--no-build-isolation", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
