@@ -53,10 +53,14 @@ Runs in about 3 s (mostly TensorFlow's import):
     python examples/compare_cce.py
 """
 
-import numpy as np
+import tfsoftmax  # first: it selects Keras' TensorFlow backend before Keras loads
 
-from tfsoftmax import ops
-from tfsoftmax._tf import keras, tf
+# isort: split
+
+import keras
+import numpy as np
+import tensorflow as tf
+
 from tfsoftmax.layers import JacobianSoftmax
 from tfsoftmax.losses import CategoricalCrossentropy
 
@@ -135,7 +139,7 @@ def probabilities_table():
             y_hat = np.array([probabilities]).astype(dtype)
             c_loss, c_grad = value_and_grad(custom, y_hat)
             # The op gives the same value and gradient as the Keras-loss class.
-            o_loss, o_grad = value_and_grad(ops.categorical_crossentropy, y_hat)
+            o_loss, o_grad = value_and_grad(tfsoftmax.ops.categorical_crossentropy, y_hat)
             assert o_loss == c_loss and np.array_equal(o_grad, c_grad), name
             k_loss, k_grad = value_and_grad(builtin, y_hat)
             row = [dtype, name, vec(y_hat), num(c_loss), num(k_loss), vec(c_grad), vec(k_grad)]

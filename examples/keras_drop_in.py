@@ -17,10 +17,11 @@ It prints the test accuracy (0.981 after 10 epochs) and the wall time (about
 
 import time
 
-from tfsoftmax._tf import keras
-from tfsoftmax.datasets import load_mnist, preprocess
-from tfsoftmax.layers import BiasTrickDense, JacobianSoftmax
-from tfsoftmax.losses import CategoricalCrossentropy
+import tfsoftmax  # first: it selects Keras' TensorFlow backend before Keras loads
+
+# isort: split
+
+import keras
 
 
 def build_model():
@@ -28,10 +29,10 @@ def build_model():
     return keras.Sequential(
         [
             keras.Input((784,)),
-            BiasTrickDense(256),  # kernel (256, 785): the bias is its last column
+            tfsoftmax.BiasTrickDense(256),  # kernel (256, 785): the bias is its last column
             keras.layers.ReLU(),
-            BiasTrickDense(10),
-            JacobianSoftmax(),  # backward pass: each sample's Jacobian times the gradient
+            tfsoftmax.BiasTrickDense(10),
+            tfsoftmax.JacobianSoftmax(),  # backward pass: each sample's Jacobian times the gradient
         ],
         name="mlp",
     )
@@ -43,13 +44,13 @@ def main(epochs=10, batch_size=128):
 
     # The notebook's preprocessing: flatten to 784, min-max scale to [0, 1]
     # with the training set's min/max, one-hot labels. float32, (samples, features).
-    (x_train, y_train), (x_test, y_test) = load_mnist()  # uint8, Keras' layout
-    data = preprocess(x_train, y_train, x_test, y_test)
+    (x_train, y_train), (x_test, y_test) = tfsoftmax.datasets.load_mnist()  # uint8, Keras' layout
+    data = tfsoftmax.datasets.preprocess(x_train, y_train, x_test, y_test)
 
     model = build_model()
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=1e-3),
-        loss=CategoricalCrossentropy(),
+        loss=tfsoftmax.CategoricalCrossentropy(),
         metrics=["accuracy"],
     )
     model.summary()

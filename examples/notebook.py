@@ -38,10 +38,13 @@ import argparse
 import time
 from pathlib import Path
 
+import tfsoftmax  # first: it selects Keras' TensorFlow backend before Keras loads
+
+# isort: split
+
+import keras
 import numpy as np
 
-from tfsoftmax import train_sgd
-from tfsoftmax._tf import keras
 from tfsoftmax.datasets import load_mnist, preprocess
 from tfsoftmax.layers import BiasTrickDense, JacobianSoftmax, NotebookInitializer
 from tfsoftmax.losses import CategoricalCrossentropy
@@ -117,7 +120,7 @@ def main(argv=None):
         )
     )
     trained = time.perf_counter()
-    history = train_sgd(
+    history = tfsoftmax.train_sgd(
         model,
         data.x_train,
         data.y_train,

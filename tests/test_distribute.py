@@ -169,7 +169,7 @@ def test_custom_ops_run_on_gpu():
     tf = pytest.importorskip("tensorflow")
     if not tf.config.list_physical_devices("GPU"):
         pytest.skip("no GPU visible to TensorFlow (tf.config.list_physical_devices('GPU') is [])")
-    from tfsoftmax.distribute import check_ops_on_devices
+    from tfsoftmax.devices import check_ops_on_devices
 
     for dtype in ("float32", "float64"):
         results = check_ops_on_devices(device_types=("GPU",), dtype=dtype)
@@ -180,7 +180,7 @@ def test_custom_ops_run_on_gpu():
 
 def test_custom_ops_check_on_cpu():
     """The check ``tfsoftmax info`` runs: every op, forward and backward, on the CPU."""
-    from tfsoftmax.distribute import check_ops_on_devices
+    from tfsoftmax.devices import check_ops_on_devices
 
     results = check_ops_on_devices(device_types=("CPU",), dtype="float64")
     assert {name for _, name, _, _ in results} == {

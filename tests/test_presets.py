@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tfsoftmax import bench, cli, reference
+from tfsoftmax import cli, reference
+from tfsoftmax.engine import trace_count
 from tfsoftmax.models import notebook_model
 from tfsoftmax.presets import PRESETS, Preset, get_preset, train_preset
 
@@ -38,9 +39,9 @@ def test_schedule_stages_reuse_the_compiled_loop(mnist_batch_major, capsys):
     tiny = Preset("tiny", batch_size=100, stages=((0.5, 1), (0.1, 2)))
     x, y = data.x_train[:1000], data.y_train[:1000]
     first = train_preset(model, x, y, Preset("one", 100, ((0.5, 1),)), loss=loss, verbose=0)
-    traces = bench._tracing_count(model, loss)
+    traces = trace_count(model, loss)
     history = train_preset(model, x, y, tiny, seed=3, loss=loss, verbose=2)
-    assert bench._tracing_count(model, loss) == traces  # a new learning rate: no retrace
+    assert trace_count(model, loss) == traces  # a new learning rate: no retrace
     assert len(first.epoch) == 1
     assert history.epoch == [0, 1, 2]
     assert history.history["learning_rate"] == [0.5, 0.1, 0.1]

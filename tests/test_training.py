@@ -5,8 +5,9 @@ import pytest
 
 from tfsoftmax import reference
 from tfsoftmax._tf import keras
+from tfsoftmax.engine import compiled_engine
 from tfsoftmax.models import get_notebook_weights, notebook_model
-from tfsoftmax.training import TrainingDivergedError, _compiled_for, train_sgd
+from tfsoftmax.training import TrainingDivergedError, train_sgd
 
 
 def _problem(samples=103, features=6, classes=4, seed=1):
@@ -113,7 +114,7 @@ def test_second_call_reuses_the_compiled_loop():
     x, _, y, initial = _problem(samples=120)
     model, loss = notebook_model("custom", initial)
     train_sgd(model, x.astype("float32"), y, epochs=1, batch_size=12, loss=loss, verbose=0)
-    compiled = _compiled_for(model, loss, True)
+    compiled = compiled_engine(model, loss, True)
     traces = compiled.run_batches.experimental_get_tracing_count()
     train_sgd(
         model,

@@ -1,58 +1,104 @@
 """tfsoftmax: a hand-derived softmax classifier as real TensorFlow and Keras software.
 
-The NumPy parts (:mod:`tfsoftmax.reference`, :mod:`tfsoftmax.datasets`) import
-without TensorFlow. The TensorFlow parts are
-importable when TensorFlow is installed; the layers and loss are registered
-with Keras on ``import tfsoftmax``; a missing TensorFlow is reported with the
-extra to install when a TensorFlow part is used (see :mod:`tfsoftmax._tf`).
+The notebook's model, ``ŷ = softmax(x Wᵀ[:-1] + W[:, -1])`` trained on
+``L = −(1/b) Σ_i Σ_k y_ik log ŷ_ik`` by ``w ← w − lr·∇w``, as custom-gradient
+ops (:mod:`tfsoftmax.ops`), Keras 3 layers and a loss (:mod:`tfsoftmax.layers`,
+:mod:`tfsoftmax.losses`), a compiled SGD trainer (:mod:`tfsoftmax.training`)
+and a NumPy reference (:mod:`tfsoftmax.reference`).
+
+What ``import tfsoftmax`` does, and what it costs (a decision):
+
+* It selects Keras' TensorFlow backend (``KERAS_BACKEND=tensorflow``, unless
+  the user already chose one), so ``import keras`` after ``import tfsoftmax``
+  gets the backend tfsoftmax's ops need.
+* When TensorFlow is installed, it imports :mod:`tfsoftmax.layers` and
+  :mod:`tfsoftmax.losses`, whose ``@keras.saving.register_keras_serializable``
+  decorators register the layers, the initializer and the loss with Keras.
+  That is what lets ``keras.models.load_model("m.keras")`` load a tfsoftmax
+  model without ``custom_objects`` — after ``import tfsoftmax``. The price is
+  TensorFlow's own import time (about 5 s on a 2-core CPU; tfsoftmax adds
+  well under a second). An import hook that registers when Keras is imported
+  was tried and cannot work: TensorFlow imports Keras half-way through its
+  own initialisation.
+* Everything else loads on first use: every public submodule is an attribute
+  (``tfsoftmax.datasets``, ``tfsoftmax.ops``, ``tfsoftmax.training``,
+  ``tfsoftmax.compare``, ...) imported when first touched, through the module
+  ``__getattr__`` below, and so are the names in ``__all__``
+  (``tfsoftmax.train_sgd``, ``tfsoftmax.BiasTrickDense``, the error types).
+* Without TensorFlow, ``import tfsoftmax`` takes milliseconds and the NumPy
+  parts work (``tfsoftmax.datasets``, ``tfsoftmax.preprocessing``,
+  ``tfsoftmax.reference``, ``tfsoftmax.constants``); touching a TensorFlow
+  part raises an ``ImportError`` naming the extra to install
+  (``pip install 'tfsoftmax[cpu]'``, see :mod:`tfsoftmax._tf`).
+
+>>> import tfsoftmax
+>>> tfsoftmax.datasets.load_mnist is tfsoftmax.load_mnist
+True
+>>> issubclass(tfsoftmax.MNISTUnavailableError, RuntimeError)
+True
 """
 
 import importlib
 import importlib.util
+import os
+import pkgutil
 
 __version__ = "0.1.0"
 
-# Register tfsoftmax's layers, initializer and loss with Keras, so that
-# ``keras.models.load_model("m.keras")`` works after a plain ``import tfsoftmax``
-# (their @register_keras_serializable decorators run on import). This costs
-# TensorFlow's import time; without TensorFlow the NumPy parts still import,
-# and the TensorFlow parts say which extra to install when they are used.
-# (An import hook that waits for ``import keras`` was tried: TensorFlow imports
-# Keras half-way through its own initialisation, so the hook cannot register.)
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
 if importlib.util.find_spec("tensorflow") is not None:
     try:
-        from tfsoftmax import layers as _layers  # noqa: F401
+        from tfsoftmax import layers as _layers  # noqa: F401  (registers with Keras)
         from tfsoftmax import losses as _losses  # noqa: F401
     except ImportError:  # pragma: no cover - a broken TensorFlow install
         pass
 
+#: The public submodules and subpackages (every one whose name has no leading
+#: underscore), each imported on first attribute access.
+SUBMODULES = tuple(
+    sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+)
+
 # Public name -> module that defines it. Resolved on first attribute access.
 _LAZY_EXPORTS = {
+    # the custom-gradient ops
     "bias_trick_dense": "tfsoftmax.ops",
     "jacobian_softmax": "tfsoftmax.ops",
     "categorical_crossentropy": "tfsoftmax.ops",
+    # the Keras layers, initializer, converters and loss
     "BiasTrickDense": "tfsoftmax.layers",
     "JacobianSoftmax": "tfsoftmax.layers",
     "NotebookInitializer": "tfsoftmax.layers",
     "to_bias_trick": "tfsoftmax.layers",
     "from_bias_trick": "tfsoftmax.layers",
     "CategoricalCrossentropy": "tfsoftmax.losses",
+    # training and its record
     "train_sgd": "tfsoftmax.training",
-    "History": "tfsoftmax.training",
+    "History": "tfsoftmax.history",
+    # data
     "load_mnist": "tfsoftmax.datasets",
+    # the errors and warnings a caller may catch or filter
+    "TrainingDivergedError": "tfsoftmax.training",
+    "CheckpointMismatchError": "tfsoftmax.checkpointing",
+    "MNISTUnavailableError": "tfsoftmax.datasets",
+    "MNISTCacheWarning": "tfsoftmax.datasets",
 }
 
-__all__ = ["__version__", *_LAZY_EXPORTS]
+__all__ = ["SUBMODULES", "__version__", *_LAZY_EXPORTS]
 
 
 def __getattr__(name):
+    """Import a public submodule, or the module defining an exported name, on first use."""
+    if name in SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")  # the import sets the attribute
     module_name = _LAZY_EXPORTS.get(name)
     if module_name is None:
-        raise AttributeError(f"module 'tfsoftmax' has no attribute {name!r}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module_name), name)
     globals()[name] = value
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY_EXPORTS))
+    return sorted(set(globals()) | set(_LAZY_EXPORTS) | set(SUBMODULES))

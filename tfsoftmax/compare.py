@@ -42,13 +42,32 @@ import time
 import numpy as np
 
 from tfsoftmax import reference
-from tfsoftmax.history import write_text_atomically
-from tfsoftmax.validation import check_learning_rate, check_positive_int
+from tfsoftmax.atomic import write_text
+from tfsoftmax.constants import (
+    BATCH_SIZE,
+    COMPARISON_DTYPES,
+    EPOCHS,
+    LEARNING_RATE,
+    SEED,
+    SOFTMAX_METHODS,
+)
+from tfsoftmax.preprocessing import first_samples
+from tfsoftmax.validation import check_choice, check_learning_rate, check_positive_int
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "LOSS_TOLERANCE",
+    "PAIRS",
+    "Comparison",
+    "compare",
+    "gradient_differences",
+    "max_differences",
+]
 
 IMPLEMENTATIONS = ("numpy", "custom", "keras")
 PAIRS = (("custom", "numpy"), ("keras", "numpy"), ("custom", "keras"))
+#: Largest allowed difference between two loss curves, per dtype of :data:`COMPARISON_DTYPES`.
 LOSS_TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
-DTYPES = tuple(LOSS_TOLERANCE)
 
 
 def max_differences(a, b):
@@ -101,7 +120,7 @@ class Comparison:
         }
 
     def to_json(self, path):
-        return write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def table(self):
         """The comparison as a plain-text table."""
@@ -252,10 +271,10 @@ def _train_reference(data, initial_weights, settings):
 def compare(
     data,
     *,
-    epochs=20,
-    batch_size=200,
-    learning_rate=0.01,
-    seed=0,
+    epochs=EPOCHS,
+    batch_size=BATCH_SIZE,
+    learning_rate=LEARNING_RATE,
+    seed=SEED,
     dtype="float64",
     softmax_method="jacobian",
     gradient_steps=5,
@@ -277,21 +296,14 @@ def compare(
     Returns:
         A :class:`Comparison`.
     """
-    from tfsoftmax.ops import SOFTMAX_METHODS
-
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     learning_rate = check_learning_rate(learning_rate)
     gradient_steps = check_positive_int("gradient_steps", gradient_steps)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if softmax_method not in SOFTMAX_METHODS:
-        raise ValueError(
-            f"softmax_method must be one of {', '.join(SOFTMAX_METHODS)}, got {softmax_method!r}"
-        )
-    if limit is not None:
-        limit = check_positive_int("limit", limit)
-    data = _as_dtype(data, dtype, limit)
+    check_choice("dtype", dtype, COMPARISON_DTYPES)
+    check_choice("softmax_method", softmax_method, SOFTMAX_METHODS)
+    limit = None if limit is None else check_positive_int("limit", limit)
+    data = first_samples(data, limit, dtype)
     settings = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -311,16 +323,6 @@ def compare(
     results = {"numpy": _train_reference(data, initial, settings)}
     for kind in ("custom", "keras"):
         results[kind] = _train_tensorflow(kind, data, initial, settings)
-
-    weight_differences = {}
-    loss_differences = {}
-    for a, b in PAIRS:
-        pair = f"{a} vs {b}"
-        weight_differences[pair] = [
-            dict(zip(("max_abs", "max_rel"), max_differences(wa, wb), strict=True), epoch=e + 1)
-            for e, (wa, wb) in enumerate(zip(results[a][1], results[b][1], strict=True))
-        ]
-        loss_differences[pair] = max_differences(results[a][0], results[b][0])[0]
     return Comparison(
         settings=settings,
         losses={name: results[name][0] for name in IMPLEMENTATIONS},
@@ -338,21 +340,21 @@ def compare(
             steps=gradient_steps,
             method=softmax_method,
         ),
-        weight_differences=weight_differences,
-        loss_differences=loss_differences,
+        **_trajectory_differences(results),
         final_weights={name: results[name][1][-1] for name in IMPLEMENTATIONS},
         test_predictions={name: results[name][2] for name in IMPLEMENTATIONS},
     )
 
 
-def _as_dtype(data, dtype, limit):
-    """A copy of ``data`` cast to ``dtype``, cut to ``limit`` training samples."""
-    count = data.x_train.shape[0] if limit is None else min(limit, data.x_train.shape[0])
-    return dataclasses.replace(
-        data,
-        x_train=np.ascontiguousarray(data.x_train[:count], dtype=dtype),
-        y_train=np.ascontiguousarray(data.y_train[:count], dtype=dtype),
-        labels_train=data.labels_train[:count],
-        x_test=np.ascontiguousarray(data.x_test, dtype=dtype),
-        y_test=np.ascontiguousarray(data.y_test, dtype=dtype),
-    )
+def _trajectory_differences(results):
+    """Per pair: weight differences after every epoch, and the loss curves' max difference."""
+    weight_differences = {}
+    loss_differences = {}
+    for a, b in PAIRS:
+        pair = f"{a} vs {b}"
+        weight_differences[pair] = [
+            dict(zip(("max_abs", "max_rel"), max_differences(wa, wb), strict=True), epoch=e + 1)
+            for e, (wa, wb) in enumerate(zip(results[a][1], results[b][1], strict=True))
+        ]
+        loss_differences[pair] = max_differences(results[a][0], results[b][0])[0]
+    return {"weight_differences": weight_differences, "loss_differences": loss_differences}

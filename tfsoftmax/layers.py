@@ -237,8 +237,8 @@ class BiasTrickDense(keras.layers.Layer):
         self._check_inputs(inputs)
         # The kernel goes into the custom-gradient op as a tensor argument: a
         # captured variable breaks tf.custom_gradient, and under mixed precision
-        # the variable is an autocast wrapper (see DESIGN.md). The cast is the
-        # float32 -> float16 step of mixed precision (a no-op otherwise).
+        # the variable is an autocast wrapper whose reads follow the dtype policy.
+        # The cast is the float32 -> float16 step of mixed precision (a no-op otherwise).
         kernel = tf.cast(tf.convert_to_tensor(self.kernel), self.compute_dtype)
         if len(inputs.shape) == 2:
             return ops.bias_trick_dense(inputs, kernel)

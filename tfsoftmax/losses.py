@@ -1,8 +1,10 @@
 """The notebook's categorical cross-entropy as a Keras 3 loss.
 
 :class:`CategoricalCrossentropy` returns one loss per sample, ``-Σ_k y_k log ŷ_k``,
-through a custom-gradient op whose gradient is the notebook's ``-y / ŷ``, and
-lets Keras do the reduction. With the default reduction
+through the custom-gradient op
+:func:`tfsoftmax.ops.per_sample_categorical_crossentropy` (re-exported here),
+whose gradient is the notebook's ``-y / ŷ``, and lets Keras do the reduction,
+as Keras' own losses wrap their loss functions. With the default reduction
 (``"sum_over_batch_size"``) the value *and* the gradient are exactly those of
 :func:`tfsoftmax.ops.categorical_crossentropy` — the batch mean, with gradient
 ``-y / ŷ / b`` — and ``sample_weight``, masks, the other reductions and
@@ -21,54 +23,10 @@ same gradient with respect to the logits up to rounding (the renormalisation
 adds a constant to ``dL/dŷ``, which the softmax Jacobian maps to zero).
 """
 
-from tfsoftmax import ops
 from tfsoftmax._tf import keras, tf
+from tfsoftmax.ops import per_sample_categorical_crossentropy
 
 __all__ = ["CategoricalCrossentropy", "per_sample_categorical_crossentropy"]
-
-
-def per_sample_categorical_crossentropy(y_true, y_pred):
-    """Per-sample CCE ``L_i = -Σ_k y_ik log ŷ_ik`` along the last axis, no reduction.
-
-    The per-sample twin of :func:`tfsoftmax.ops.categorical_crossentropy`, with
-    the same floor (:func:`tfsoftmax.ops.probability_floor`) and the same exact
-    gradients, times each sample's upstream gradient ``g_i`` instead of ``1/b``::
-
-        dL/dŷ_i = g_i · (-y_i / ŷ_i)        dL/dy_i = g_i · (-log ŷ_i)
-
-    so ``mean_i L_i`` equals the op in value and gradient. float16/bfloat16 are
-    computed in float32 (with their own floor) and cast back, as the op does.
-
-    Args:
-        y_true: One-hot (or soft) labels, same shape as ``y_pred``.
-        y_pred: Probabilities ``(batch, ..., classes)``.
-
-    Returns:
-        Tensor of shape ``(batch, ...)``, one loss per sample, in ``y_pred``'s dtype.
-    """
-    y_pred = tf.convert_to_tensor(y_pred)
-    y_true = tf.cast(y_true, y_pred.dtype)
-    floor = ops.probability_floor(y_pred.dtype)
-    if y_pred.dtype in (tf.float16, tf.bfloat16):
-        losses = _per_sample_cce(tf.cast(y_true, tf.float32), tf.cast(y_pred, tf.float32), floor)
-        return tf.cast(losses, y_pred.dtype)
-    return _per_sample_cce(y_true, y_pred, floor)
-
-
-def _per_sample_cce(y_true, y_pred, floor):
-    @tf.custom_gradient
-    def cce(y_true, y_pred):
-        y_hat = tf.maximum(y_pred, floor)
-        log_y_hat = tf.math.log(y_hat)
-        losses = -tf.reduce_sum(y_true * log_y_hat, axis=-1)
-
-        def grad(upstream):
-            upstream = -upstream[..., None]
-            return log_y_hat * upstream, y_true / y_hat * upstream
-
-        return losses, grad
-
-    return cce(y_true, y_pred)
 
 
 @keras.saving.register_keras_serializable(package="tfsoftmax")

@@ -15,6 +15,8 @@ from tfsoftmax._tf import keras
 from tfsoftmax.layers import BiasTrickDense, JacobianSoftmax, from_bias_trick, to_bias_trick
 from tfsoftmax.losses import CategoricalCrossentropy
 
+__all__ = ["KINDS", "get_notebook_weights", "notebook_model", "set_notebook_weights"]
+
 KINDS = ("custom", "keras")
 
 

@@ -10,10 +10,14 @@ Every op's gradient is the exact derivative of what it computes (checked against
 ``tf.test.compute_gradient`` and plain autodiff in ``tests/test_ops.py``); the
 batch mean ``1/b`` lives in the loss, nowhere else.
 
+The loss comes per sample, :func:`per_sample_categorical_crossentropy`
+(``L_i = -y_i . log a_i``, what a Keras loss returns), and as the batch mean
+:func:`categorical_crossentropy`; both share one backward, ``-g y / yhat``.
+
 dtypes: float16, bfloat16, float32 and float64. :func:`bias_trick_dense` computes
-in the input dtype. :func:`jacobian_softmax` and :func:`categorical_crossentropy`
-compute float16/bfloat16 inputs internally in float32 and cast the results (and,
-through the casts, the gradients) back to the input dtype.
+in the input dtype. The softmax and both losses compute float16/bfloat16 inputs
+internally in float32 and cast the results (and, through the casts, the
+gradients) back to the input dtype (:func:`tfsoftmax._precision.in_float32`).
 
 All ops work eagerly, inside ``tf.function`` (also with a batch dimension of
 ``None``) and under ``tf.function(jit_compile=True)`` (XLA). Pass weights in as
@@ -24,9 +28,9 @@ function runs, so no variable is ever captured inside it.
 import functools
 import warnings
 
-import ml_dtypes
-
+from tfsoftmax._precision import SUPPORTED_DTYPES, check_dtype, in_float32, probability_floor
 from tfsoftmax._tf import tf
+from tfsoftmax.constants import SOFTMAX_METHODS
 
 __all__ = [
     "JACOBIAN_MAX_ELEMENTS",
@@ -35,41 +39,16 @@ __all__ = [
     "bias_trick_dense",
     "categorical_crossentropy",
     "jacobian_softmax",
+    "per_sample_categorical_crossentropy",
     "probability_floor",
 ]
 
-#: The backward passes :func:`jacobian_softmax` offers.
-SOFTMAX_METHODS = ("jacobian", "vjp")
 
 #: Largest explicit softmax Jacobian, in elements (``batch * k * k``), that
 #: ``method="jacobian"`` materialises: 2**25 elements = 128 MiB in float32
 #: (256 MiB in float64). A larger one falls back to ``"vjp"`` (same numbers,
 #: no ``k x k`` matrices). Read at trace time, so it can be changed at run time.
 JACOBIAN_MAX_ELEMENTS = 2**25
-
-#: The floating dtypes every op accepts.
-SUPPORTED_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
-
-_HALF_DTYPES = (tf.float16, tf.bfloat16)
-
-
-# --------------------------------------------------------------------------- helpers
-def _check_dtype(name, tensor):
-    if tensor.dtype not in SUPPORTED_DTYPES:
-        names = ", ".join(d.name for d in SUPPORTED_DTYPES)
-        raise TypeError(f"{name} must have dtype {names}; got {tensor.dtype.name}")
-
-
-def probability_floor(dtype):
-    """The smallest probability :func:`categorical_crossentropy` uses: ``finfo(dtype).tiny``.
-
-    The smallest positive *normal* number of ``dtype`` (float16: 2**-14 = 6.1e-5;
-    bfloat16 and float32: 2**-126 = 1.2e-38; float64: 2**-1022 = 2.2e-308). Its
-    reciprocal, the largest ``|dL/dyhat|`` per unit of upstream gradient and per
-    sample, is finite in that dtype (16384, 8.5e37, 8.5e37, 4.5e307), whereas a
-    subnormal ``yhat`` would make ``1/yhat`` overflow to inf.
-    """
-    return float(ml_dtypes.finfo(tf.as_dtype(dtype).as_numpy_dtype).tiny)
 
 
 # --------------------------------------------------------------------------- dense
@@ -130,17 +109,12 @@ def bias_trick_dense(x, w):
 
         z = x W[:, :-1]^T + W[:, -1]                   (b, u)
 
-        z = tf.matmul(x, W[:, :-1], transpose_b=True) + W[:, -1]
-
     (the notebook's ``Z = W [X; 1]``, transposed to batch-major, without
     concatenating a column of ones onto ``x``). Backward, for ``G = dL/dz``
     ``(b, u)``, the exact derivative -- no batch mean, which belongs to the loss::
 
         dL/dW = G^T [x, 1] = [G^T x, G^T 1]            (u, n + 1)
         dL/dx = G W[:, :-1]                            (b, n)
-
-        dW = tf.concat([tf.matmul(G, x, transpose_a=True), colsum(G)[:, None]], 1)
-        dx = tf.matmul(G, W[:, :-1])
 
     Args:
         x: ``(batch, inputs)``, rank 2 only (flatten extra leading dimensions
@@ -160,7 +134,7 @@ def bias_trick_dense(x, w):
     with tf.name_scope("bias_trick_dense"):
         w = tf.convert_to_tensor(w)
         x = tf.convert_to_tensor(x, dtype_hint=w.dtype)
-        _check_dtype("x", x)
+        check_dtype("x", x)
         if w.dtype != x.dtype:
             raise TypeError(
                 f"bias_trick_dense: x and w must have the same dtype; "
@@ -236,15 +210,9 @@ def jacobian_softmax(z, method="jacobian"):
 
     ``method="jacobian"`` (the notebook's way) builds every sample's ``J`` as the
     notebook's ``(I - a^T) * a``, ``J_ij = a_i (delta_ij - a_j)``, and multiplies
-    it by ``g`` (one batched matrix-vector product)::
-
-        J = a[..., :, None] * (tf.eye(k) - a[..., None, :])
-        dz = tf.linalg.matvec(J, g)
-
-    ``method="vjp"`` uses the closed form without materialising ``J`` (what
-    TensorFlow's own ``_SoftmaxGrad`` does)::
-
-        dz = a * (g - tf.reduce_sum(a * g, axis=-1, keepdims=True))
+    it by ``g`` (one batched matrix-vector product). ``method="vjp"`` uses the
+    closed form without materialising ``J`` (what TensorFlow's own
+    ``_SoftmaxGrad`` does).
 
     Memory limit: the explicit Jacobians hold ``batch * k * k`` elements. When that
     exceeds :data:`JACOBIAN_MAX_ELEMENTS` (2**25) the ``"jacobian"`` method falls
@@ -276,18 +244,62 @@ def jacobian_softmax(z, method="jacobian"):
     op = _SOFTMAX_OPS[method]
     with tf.name_scope("jacobian_softmax"):
         z = tf.convert_to_tensor(z)
-        _check_dtype("z", z)
+        check_dtype("z", z)
         if z.shape.rank == 0:
             raise ValueError("jacobian_softmax expects z of rank >= 1 (..., classes), got a scalar")
-        if z.dtype in _HALF_DTYPES:
-            return tf.cast(op(tf.cast(z, tf.float32)), z.dtype)
-        return op(z)
+        return in_float32(op, z.dtype, z)
 
 
 # --------------------------------------------------------------------------- loss
+def _cce_inputs(name, y_true, y_pred):
+    """``(y_true, y_pred)`` as tensors of ``y_pred``'s dtype, after the checks both losses make."""
+    y_pred = tf.convert_to_tensor(y_pred)
+    check_dtype("y_pred", y_pred)
+    y_true = tf.cast(y_true, y_pred.dtype)
+    if y_pred.shape.rank == 0:
+        raise ValueError(f"{name} expects y_pred of rank >= 1, got a scalar")
+    if not y_true.shape.is_compatible_with(y_pred.shape):
+        raise ValueError(
+            f"{name}: y_true and y_pred must have the same shape; "
+            f"got {y_true.shape} and {y_pred.shape}"
+        )
+    return y_true, y_pred
+
+
+def _floored_log(y_pred, floor):
+    """``(yhat, log yhat)`` with ``yhat = max(y_pred, floor)``."""
+    y_hat = tf.maximum(y_pred, floor)
+    return y_hat, tf.math.log(y_hat)
+
+
+def _cce_backward(y_true, y_hat, log_y_hat, scale):
+    """``(dL/dy_true, dL/dy_pred) = (s log yhat, s y / yhat)``, ``s`` minus each sample's upstream.
+
+    ``s = -g_i`` for the per-sample losses, ``-g / b`` for their batch mean.
+    """
+    return log_y_hat * scale, y_true / y_hat * scale
+
+
 @functools.cache
-def _cce_op(floor):
-    """The custom-gradient CCE with probabilities clamped below at ``floor``."""
+def _per_sample_cce_op(floor):
+    """The custom-gradient per-sample CCE with probabilities clamped below at ``floor``."""
+
+    @tf.custom_gradient
+    def _per_sample_categorical_crossentropy(y_true, y_pred):
+        y_hat, log_y_hat = _floored_log(y_pred, floor)
+        losses = -tf.reduce_sum(y_true * log_y_hat, axis=-1)
+
+        def grad(upstream):
+            return _cce_backward(y_true, y_hat, log_y_hat, -upstream[..., None])
+
+        return losses, grad
+
+    return _per_sample_categorical_crossentropy
+
+
+@functools.cache
+def _mean_cce_op(floor):
+    """The custom-gradient batch-mean CCE with probabilities clamped below at ``floor``."""
 
     @tf.custom_gradient
     def _categorical_crossentropy(y_true, y_pred):
@@ -298,17 +310,39 @@ def _cce_op(floor):
         else:
             samples = tf.cast(tf.reduce_prod(tf.shape(y_pred)[:-1]), y_pred.dtype)
             neg_inv_b = -tf.math.divide_no_nan(tf.ones((), y_pred.dtype), samples)
-        y_hat = tf.maximum(y_pred, floor)
-        log_y_hat = tf.math.log(y_hat)
+        y_hat, log_y_hat = _floored_log(y_pred, floor)
+        # One sum over the whole batch, then times -1/b (not the mean of the
+        # per-sample losses): the summation order every result was measured with.
         loss = tf.reduce_sum(y_true * log_y_hat) * neg_inv_b
 
         def grad(upstream):
-            scale = upstream * neg_inv_b
-            return log_y_hat * scale, y_true / y_hat * scale
+            return _cce_backward(y_true, y_hat, log_y_hat, upstream * neg_inv_b)
 
         return loss, grad
 
     return _categorical_crossentropy
+
+
+def per_sample_categorical_crossentropy(y_true, y_pred):
+    """Per-sample cross-entropy ``L_i = -y_i . log yhat_i`` along the last axis, no reduction.
+
+    With ``yhat = max(y_pred, tiny)`` (:func:`probability_floor`) and ``g_i``
+    the upstream gradient of sample ``i``'s loss::
+
+        L_i = -sum_k y_ik log yhat_ik                  (one value per sample)
+        dL/dy_pred_i = g_i * (-y_i / yhat_i)
+        dL/dy_true_i = g_i * (-log yhat_i)
+
+    ``mean_i L_i`` equals :func:`categorical_crossentropy` in value and
+    gradients (same floor, same backward). :class:`tfsoftmax.losses.CategoricalCrossentropy`
+    wraps this op and leaves ``sample_weight`` and the reduction to Keras.
+    Arguments, dtypes and errors as in :func:`categorical_crossentropy`; returns
+    the losses ``(batch, ...)`` in ``y_pred``'s dtype.
+    """
+    with tf.name_scope("per_sample_categorical_crossentropy"):
+        y_true, y_pred = _cce_inputs("per_sample_categorical_crossentropy", y_true, y_pred)
+        op = _per_sample_cce_op(probability_floor(y_pred.dtype))
+        return in_float32(op, y_pred.dtype, y_true, y_pred)
 
 
 def categorical_crossentropy(y_true, y_pred):
@@ -322,7 +356,8 @@ def categorical_crossentropy(y_true, y_pred):
         dL/dy_pred = -y / yhat / b
         dL/dy_true = -log yhat / b
 
-        L = -tf.reduce_sum(y_true * tf.math.log(yhat)) / b
+    The backward is that of :func:`per_sample_categorical_crossentropy` with
+    every sample's upstream gradient ``g / b``.
 
     At ``yhat = 0``: for ``y_pred >= tiny`` (every ordinary input) the loss and
     both gradients are exact. Below it the probability is clamped to ``tiny``,
@@ -351,20 +386,12 @@ def categorical_crossentropy(y_true, y_pred):
 
     Returns:
         The scalar mean loss, in ``y_pred``'s dtype.
+
+    Raises:
+        ValueError: a scalar ``y_pred`` or shapes that differ.
+        TypeError: unsupported dtype.
     """
     with tf.name_scope("categorical_crossentropy"):
-        y_pred = tf.convert_to_tensor(y_pred)
-        _check_dtype("y_pred", y_pred)
-        y_true = tf.cast(y_true, y_pred.dtype)
-        if y_pred.shape.rank == 0:
-            raise ValueError("categorical_crossentropy expects y_pred of rank >= 1, got a scalar")
-        if not y_true.shape.is_compatible_with(y_pred.shape):
-            raise ValueError(
-                "categorical_crossentropy: y_true and y_pred must have the same shape; "
-                f"got {y_true.shape} and {y_pred.shape}"
-            )
-        op = _cce_op(probability_floor(y_pred.dtype))
-        if y_pred.dtype in _HALF_DTYPES:
-            loss = op(tf.cast(y_true, tf.float32), tf.cast(y_pred, tf.float32))
-            return tf.cast(loss, y_pred.dtype)
-        return op(y_true, y_pred)
+        y_true, y_pred = _cce_inputs("categorical_crossentropy", y_true, y_pred)
+        op = _mean_cce_op(probability_floor(y_pred.dtype))
+        return in_float32(op, y_pred.dtype, y_true, y_pred)

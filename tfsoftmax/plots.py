@@ -9,9 +9,11 @@ that path as a :class:`pathlib.Path`.
   directly: ``pyplot`` is never imported, so the user's backend, open figures
   and style are left alone, and a figure is freed as soon as it goes out of
   scope.
-* Writes are atomic: the PNG goes to a temporary file in the target directory
-  and is moved into place with :func:`os.replace`, so an interrupted run never
-  leaves a half-written image (an existing file is either kept or replaced).
+* Writes are atomic (:mod:`tfsoftmax.atomic`): the PNG goes to a temporary file
+  in the target directory and is moved into place with :func:`os.replace`, so an
+  interrupted run never leaves a half-written image (an existing file is either
+  kept or replaced).
+* The checks are :mod:`tfsoftmax.validation`'s.
 * Labels are 1-D integer class indices (``np.argmax`` one-hot labels first).
   Images are batch-major: ``(N, 784)`` or ``(N, 28, 28)``; the reference's
   features-major ``X`` (784 × N) must be transposed.
@@ -23,8 +25,6 @@ No TensorFlow is imported here.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,6 +32,16 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from tfsoftmax.atomic import replacing
+from tfsoftmax.validation import (
+    IMAGE_SIDE,
+    check_bias_trick_weights,
+    check_images,
+    check_label_pair,
+    check_losses,
+    check_positive_int,
+)
 
 __all__ = [
     "CONFUSION_MATRIX_PNG",
@@ -53,109 +63,13 @@ MISCLASSIFIED_PNG = "misclassified.png"
 WEIGHT_TEMPLATES_PNG = "weight_templates.png"
 CONFUSION_MATRIX_PNG = "confusion_matrix.png"
 
-IMAGE_SIDE = 28
-IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 DPI = 100
-_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 # Distinct styles so curves that agree to 1e-9 (and overlap exactly) stay visible:
 # big hollow markers first, smaller filled ones drawn on top.
 _LINESTYLES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "D", "v", "x")
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_losses(losses, name: str = "losses") -> np.ndarray:
-    try:
-        values = np.asarray(losses, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be a sequence of numbers ({error})") from error
-    if values.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one value per epoch), got shape {values.shape}")
-    if values.size == 0:
-        raise ValueError(f"{name} is empty: nothing to plot")
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise ValueError(
-            f"{name} has non-finite values (NaN or inf) at epoch(s) {(bad + 1).tolist()[:10]}; "
-            "the run diverged or was interrupted"
-        )
-    return values
-
-
-def _check_labels(labels, name: str) -> np.ndarray:
-    values = np.asarray(labels)
-    if values.ndim != 1:
-        hint = " (one-hot? pass np.argmax(labels, axis=-1))" if values.ndim == 2 else ""
-        raise ValueError(f"{name} must be 1-D class indices, got shape {values.shape}{hint}")
-    if values.size == 0:
-        return values.astype(np.int64)
-    if values.dtype.kind in "iu":
-        return values.astype(np.int64)
-    if values.dtype.kind == "f" and np.all(np.isfinite(values)):
-        as_int = values.astype(np.int64)
-        if np.all(as_int == values):
-            return as_int
-    raise ValueError(f"{name} must hold integer class indices, got dtype {values.dtype}")
-
-
-def _check_label_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
-    y_true = _check_labels(y_true, "y_true")
-    y_pred = _check_labels(y_pred, "y_pred")
-    if y_true.size == 0:
-        raise ValueError("y_true is empty: no samples")
-    if y_true.shape != y_pred.shape:
-        raise ValueError(
-            f"y_true and y_pred must have the same length, got {y_true.size} and {y_pred.size}"
-        )
-    return y_true, y_pred
-
-
-def _check_images(images, count: int) -> np.ndarray:
-    """Return images as ``(N, 28, 28)`` float64; ``count`` is the expected N."""
-    try:
-        values = np.asarray(images, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"images must be a numeric array ({error})") from error
-    if values.ndim == 2 and values.shape[1] == IMAGE_PIXELS:
-        values = values.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
-    elif not (values.ndim == 3 and values.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE)):
-        hint = ""
-        if values.ndim == 2 and values.shape[0] == IMAGE_PIXELS:
-            hint = " (features-major 784 x N? pass images.T)"
-        raise ValueError(
-            f"images must have shape (N, {IMAGE_PIXELS}) or (N, {IMAGE_SIDE}, {IMAGE_SIDE}), "
-            f"got {values.shape}{hint}"
-        )
-    if values.shape[0] != count:
-        raise ValueError(f"images holds {values.shape[0]} images but y_true has {count} labels")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("images contains NaN or inf")
-    return values
-
-
-def _check_weights(weights) -> np.ndarray:
-    try:
-        values = np.asarray(weights, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"weights must be a numeric array ({error})") from error
-    if values.ndim != 2 or values.shape[0] < 1 or values.shape[1] != IMAGE_PIXELS + 1:
-        raise ValueError(
-            f"weights must have shape (units, {IMAGE_PIXELS} + 1) with the bias in the last "
-            f"column, got {values.shape}"
-        )
-    if not np.all(np.isfinite(values)):
-        raise ValueError("weights contains NaN or inf")
-    return values
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------- writing
@@ -168,27 +82,11 @@ def _new_figure(width: float, height: float, layout: str | None = None) -> Figur
 
 
 def _save(figure: Figure, path) -> Path:
-    """Write ``figure`` to ``path`` atomically (temp file + ``os.replace``)."""
+    """Write ``figure`` to ``path`` as a PNG, atomically (:func:`tfsoftmax.atomic.replacing`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # os.open with mode 0o666 (not mkstemp's 0o600) so the PNG gets the user's umask.
-    while True:
-        temp_name = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-        try:
-            handle = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
-            break
-        except FileExistsError:
-            continue
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with replacing(path, suffix=".png") as temporary, open(temporary, "wb") as stream:
             figure.savefig(stream, format="png", dpi=DPI, facecolor="white")
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.remove(temp_name)
-        except OSError:
-            pass
-        raise
     finally:
         figure.clear()
     return path
@@ -199,7 +97,7 @@ def _save(figure: Figure, path) -> Path:
 
 def plot_loss_curve(losses, path, title: str = "Training loss") -> Path:
     """Plot loss per epoch (epochs numbered from 1), the notebook's loss curve."""
-    values = _check_losses(losses)
+    values = check_losses(losses)
     epochs = np.arange(1, values.size + 1)
     figure = _new_figure(7, 4.5)
     ax = figure.add_subplot()
@@ -238,7 +136,7 @@ def plot_loss_curves(
     if not isinstance(curves, Mapping) or len(curves) == 0:
         raise ValueError("curves must be a non-empty dict of name -> loss per epoch")
     names = [str(name) for name in curves]
-    values = [_check_losses(curve, f"curves[{name!r}]") for name, curve in curves.items()]
+    values = [check_losses(curve, f"curves[{name!r}]") for name, curve in curves.items()]
     lengths = {name: v.size for name, v in zip(names, values, strict=True)}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"curves must all have the same number of epochs, got {lengths}")
@@ -324,8 +222,8 @@ def select_misclassified(y_true, y_pred, num: int, seed: int | None = 0) -> np.n
     Returns the chosen indices sorted ascending (an empty int array if there are
     no misclassifications; all of them if there are fewer than ``num``).
     """
-    y_true, y_pred = _check_label_pair(y_true, y_pred)
-    num = _check_positive_int(num, "num")
+    y_true, y_pred = check_label_pair(y_true, y_pred)
+    num = check_positive_int("num", num)
     wrong = np.flatnonzero(y_true != y_pred)
     if wrong.size <= num:
         return wrong
@@ -342,9 +240,9 @@ def plot_misclassified(
     chosen with :func:`select_misclassified` (same seed, same picture). With no
     misclassifications the figure says so instead.
     """
-    y_true, y_pred = _check_label_pair(y_true, y_pred)
-    images = _check_images(images, y_true.size)
-    num_images = _check_positive_int(num_images, "num_images")
+    y_true, y_pred = check_label_pair(y_true, y_pred)
+    images = check_images(images, y_true.size)
+    num_images = check_positive_int("num_images", num_images)
     chosen = select_misclassified(y_true, y_pred, num_images, seed)
     wrong = int(np.count_nonzero(y_true != y_pred))
 
@@ -380,7 +278,7 @@ def plot_weight_templates(weights, path) -> Path:
     A diverging colormap centred at 0 (symmetric limits shared by all panels):
     red pixels push a class's score up, blue ones push it down.
     """
-    weights = _check_weights(weights)
+    weights = check_bias_trick_weights(weights)
     templates = weights[:, :-1].reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
     units = templates.shape[0]
     limit = float(np.abs(templates).max()) or 1.0
@@ -401,8 +299,8 @@ def plot_weight_templates(weights, path) -> Path:
 
 def confusion_matrix(y_true, y_pred, num_classes: int = 10) -> np.ndarray:
     """Counts ``C[t, p]`` of samples with true class ``t`` predicted as ``p`` (int64, k x k)."""
-    y_true, y_pred = _check_label_pair(y_true, y_pred)
-    k = _check_positive_int(num_classes, "num_classes")
+    y_true, y_pred = check_label_pair(y_true, y_pred)
+    k = check_positive_int("num_classes", num_classes)
     for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
         if labels.min() < 0 or labels.max() >= k:
             raise ValueError(
@@ -463,11 +361,11 @@ def write_training_figures(
     validated first, so a bad one raises before any file is written. The
     confusion matrix has one class per unit of ``weights`` (more if a label is larger).
     """
-    _check_losses(losses)
-    weights = _check_weights(weights)
-    y_true, y_pred = _check_label_pair(y_true, y_pred)
-    _check_images(images, y_true.size)
-    _check_positive_int(num_images, "num_images")
+    check_losses(losses)
+    weights = check_bias_trick_weights(weights)
+    y_true, y_pred = check_label_pair(y_true, y_pred)
+    check_images(images, y_true.size)
+    check_positive_int("num_images", num_images)
     num_classes = max(weights.shape[0], int(max(y_true.max(), y_pred.max())) + 1)
     confusion_matrix(y_true, y_pred, num_classes)  # label-range check
 

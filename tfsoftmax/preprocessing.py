@@ -18,23 +18,23 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["LAYOUTS", "Preprocessed", "flatten", "minmax_scale", "one_hot", "preprocess"]
+from tfsoftmax.validation import check_float_dtype, check_positive_int
+
+__all__ = [
+    "LAYOUTS",
+    "Preprocessed",
+    "first_samples",
+    "flatten",
+    "minmax_scale",
+    "one_hot",
+    "preprocess",
+]
 
 LAYOUTS = ("batch-major", "features-major")
-
-
-def _float_dtype(dtype) -> np.dtype:
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError as error:
-        raise ValueError(f"dtype must be a floating-point dtype, got {dtype!r}") from error
-    if not np.issubdtype(resolved, np.floating):
-        raise ValueError(f"dtype must be a floating-point dtype (float32, float64), got {dtype!r}")
-    return resolved
 
 
 def minmax_scale(x, *, xmin=None, xmax=None, dtype="float32") -> np.ndarray:
@@ -48,7 +48,7 @@ def minmax_scale(x, *, xmin=None, xmax=None, dtype="float32") -> np.ndarray:
         ValueError: ``x`` is empty, or ``xmax == xmin`` (a constant image set:
             the scale is undefined), or ``xmax < xmin``.
     """
-    dtype = _float_dtype(dtype)
+    dtype = check_float_dtype(dtype)
     x = np.asarray(x)
     if x.size == 0:
         raise ValueError("cannot min-max scale an empty array")
@@ -84,11 +84,8 @@ def one_hot(labels, num_classes: int = 10, dtype="float32") -> np.ndarray:
     Raises:
         ValueError: labels not 1-D, not integers, or outside ``[0, num_classes)``.
     """
-    dtype = _float_dtype(dtype)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
+    dtype = check_float_dtype(dtype)
+    num_classes = check_positive_int("num_classes", num_classes)
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D (N,), got shape {labels.shape}")
@@ -166,7 +163,7 @@ def preprocess(
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    dtype = _float_dtype(dtype)
+    dtype = check_float_dtype(dtype)
     x_train, x_test = np.asarray(x_train), np.asarray(x_test)
     labels_train, labels_test = np.asarray(y_train), np.asarray(y_test)
     for name, x, y in (("train", x_train, labels_train), ("test", x_test, labels_test)):
@@ -209,4 +206,25 @@ def preprocess(
         layout=layout,
         xmin=float(xmin),
         xmax=float(xmax),
+    )
+
+
+def first_samples(data, count=None, dtype=None):
+    """``data`` with only its first ``count`` training samples, contiguous, as ``dtype``.
+
+    ``count=None`` keeps every training sample; ``dtype=None`` keeps the dtype.
+    The test set is kept whole (converted to ``dtype`` too). Used to run a
+    comparison or a benchmark on a prefix of MNIST in a chosen precision.
+    """
+    total = data.x_train.shape[0] if data.layout == "batch-major" else data.x_train.shape[1]
+    count = total if count is None else min(check_positive_int("count", count), total)
+    dtype = data.x_train.dtype if dtype is None else check_float_dtype(dtype)
+    rows = np.s_[:count] if data.layout == "batch-major" else np.s_[:, :count]
+    return replace(
+        data,
+        x_train=np.ascontiguousarray(data.x_train[rows], dtype),
+        y_train=np.ascontiguousarray(data.y_train[rows], dtype),
+        labels_train=data.labels_train[:count],
+        x_test=np.ascontiguousarray(data.x_test, dtype),
+        y_test=np.ascontiguousarray(data.y_test, dtype),
     )

@@ -23,7 +23,10 @@ with ``seed + i`` so no stage repeats another's batch order.
 import dataclasses
 import time
 
+from tfsoftmax.constants import SEED
 from tfsoftmax.history import History
+
+__all__ = ["PRESETS", "Preset", "get_preset", "train_preset"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,7 @@ PRESETS = {
 
 
 def get_preset(name):
+    """The :class:`Preset` called ``name`` in :data:`PRESETS`; ValueError names the choices."""
     try:
         return PRESETS[name]
     except KeyError:
@@ -63,7 +67,7 @@ def train_preset(
     y,
     preset="best",
     *,
-    seed=0,
+    seed=SEED,
     loss=None,
     validation_data=None,
     verbose=1,
@@ -120,19 +124,7 @@ def train_preset(
             **train_kwargs,
         )
         call_overhead = time.perf_counter() - started - sum(part.epoch_seconds)
-        for index, epoch in enumerate(part.epoch):
-            logs = {key: values[index] for key, values in part.history.items()}
-            logs["learning_rate"] = learning_rate
-            seconds = part.epoch_seconds[index] + (call_overhead if index == 0 else 0.0)
-            history.record(done + epoch, logs, seconds)
-            if verbose:
-                text = " - ".join(
-                    f"{key}: {value:.4f}" for key, value in logs.items() if key != "learning_rate"
-                )
-                print(
-                    f"Epoch {done + epoch + 1}/{preset.epochs} - lr {learning_rate:g} - "
-                    f"{seconds:.2f}s - {text}"
-                )
+        _record_stage(history, part, done, learning_rate, call_overhead, preset.epochs, verbose)
         done += epochs
         if getattr(model, "stop_training", False) or len(part.epoch) < epochs:
             break
@@ -140,3 +132,22 @@ def train_preset(
     history.params["steps"] = part.params.get("steps")
     history.params["samples"] = part.params.get("samples")
     return history
+
+
+def _record_stage(history, part, done, learning_rate, call_overhead, total_epochs, verbose):
+    """Append one stage's epochs (``part``, a History) to ``history``, numbered from
+    ``done``, with the stage's ``learning_rate`` among the metrics; the stage call's
+    time outside its epochs (``call_overhead``) is charged to its first epoch."""
+    for index, epoch in enumerate(part.epoch):
+        logs = {key: values[index] for key, values in part.history.items()}
+        logs["learning_rate"] = learning_rate
+        seconds = part.epoch_seconds[index] + (call_overhead if index == 0 else 0.0)
+        history.record(done + epoch, logs, seconds)
+        if verbose:
+            text = " - ".join(
+                f"{key}: {value:.4f}" for key, value in logs.items() if key != "learning_rate"
+            )
+            print(
+                f"Epoch {done + epoch + 1}/{total_epochs} - lr {learning_rate:g} - "
+                f"{seconds:.2f}s - {text}"
+            )

@@ -29,7 +29,29 @@ Example::
 
 import numpy as np
 
-from tfsoftmax.validation import check_learning_rate, check_positive_int
+from tfsoftmax.constants import BATCH_SIZE, EPOCHS, LEARNING_RATE, SEED
+from tfsoftmax.validation import (
+    check_learning_rate,
+    check_matrix,
+    check_positive_int,
+    is_one_hot,
+    reject_integer_features,
+)
+
+__all__ = [
+    "Dense",
+    "Layer",
+    "Softmax",
+    "accuracy",
+    "cce",
+    "cce_gradient",
+    "dense_weight_gradient",
+    "generate_batch_indices",
+    "predict",
+    "softmax",
+    "softmax_backward",
+    "train",
+]
 
 _FLOATS = (np.float32, np.float64)
 _METHODS = ("loop", "vectorized")
@@ -50,38 +72,14 @@ def _float_dtype(dtype, like=None):
     return np.dtype(dtype)
 
 
-def _check_matrix(name, M, rows=None, cols=None, why_rows="", why_cols=""):
-    """A non-empty, finite, real 2-D array with the expected rows/columns."""
-    M = np.asarray(M)
-    if M.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (features-major), got shape {M.shape}")
-    if M.size == 0:
-        raise ValueError(f"{name} is empty (shape {M.shape})")
-    if M.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a real numeric array, got dtype {M.dtype}")
-    if rows is not None and M.shape[0] != rows:
-        raise ValueError(f"{name} has {M.shape[0]} rows but {rows} are expected{why_rows}")
-    if cols is not None and M.shape[1] != cols:
-        raise ValueError(f"{name} has {M.shape[1]} columns but {cols} are expected{why_cols}")
-    if not np.isfinite(M).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return M
-
-
 def _check_features(X, rows=None, why_rows=""):
-    """``X`` as :func:`_check_matrix` checks it, and not integer pixels (0-255)."""
-    X = _check_matrix("X", X, rows, why_rows=why_rows)
-    if X.dtype.kind in "biu":
-        raise ValueError(
-            f"X has integer dtype {X.dtype}; expected floating-point features. Scale images "
-            "to [0, 1] first (tfsoftmax.datasets.preprocess does the notebook's min-max scaling)"
-        )
-    return X
+    """``X`` as :func:`~tfsoftmax.validation.check_matrix` checks it, and not integer pixels."""
+    return reject_integer_features("X", check_matrix("X", X, rows, why_rows=why_rows))
 
 
 def _check_one_hot(Y, classes, batch, why_rows=""):
-    Y = _check_matrix("Y", Y, classes, batch, why_rows, " (one per sample in X)")
-    if not (np.isin(Y, (0, 1)).all() and (Y.sum(axis=0) == 1).all()):
+    Y = check_matrix("Y", Y, classes, batch, why_rows, " (one per sample in X)")
+    if not is_one_hot(Y, axis=0):
         raise ValueError("Y must be one-hot: every column 0/1 with exactly one 1")
     return Y
 
@@ -211,7 +209,7 @@ class Dense(Layer):
 
         dtype: ``dtype`` if given, else ``weights``' if float32/float64, else float64.
         """
-        W = _check_matrix("weights", weights)
+        W = check_matrix("weights", weights)
         if W.shape[1] < 2:
             raise ValueError(f"weights must have >= 2 columns (inputs + bias), got {W.shape}")
         layer = cls(W.shape[1] - 1, W.shape[0], rng=0, method=method)  # then overwritten
@@ -245,7 +243,7 @@ class Dense(Layer):
         if self.input is None:
             raise RuntimeError("Dense.backward called before Dense.forward")
         check_learning_rate(learning_rate)
-        G = _check_matrix("output_gradient", output_gradient, *self.output.shape)
+        G = check_matrix("output_gradient", output_gradient, *self.output.shape)
         grad = dense_weight_gradient(G, self.input, self.method)
         input_gradient = np.dot(self.weights[:, :-1].T, G)
         self.weights_gradient = grad
@@ -265,7 +263,7 @@ class Softmax(Layer):
         self.method = method
 
     def forward(self, input):
-        self.input = _check_matrix("Z", input)
+        self.input = check_matrix("Z", input)
         self.output = softmax(self.input)
         return self.output
 
@@ -273,7 +271,7 @@ class Softmax(Layer):
         """``dL/dZ = A * (G - sum(A * G, axis=0))``; see :func:`softmax_backward`."""
         if self.output is None:
             raise RuntimeError("Softmax.backward called before Softmax.forward")
-        G = _check_matrix("output_gradient", output_gradient, *self.output.shape)
+        G = check_matrix("output_gradient", output_gradient, *self.output.shape)
         return softmax_backward(self.output, G, self.method)
 
 
@@ -296,10 +294,10 @@ def generate_batch_indices(num_samples, batch_size, rng=None):
 def train(
     X,
     Y,
-    epochs=20,
-    batch_size=200,
-    learning_rate=0.01,
-    seed=0,
+    epochs=EPOCHS,
+    batch_size=BATCH_SIZE,
+    learning_rate=LEARNING_RATE,
+    seed=SEED,
     softmax_method="vectorized",
     initial_weights=None,
     verbose=0,
@@ -343,7 +341,7 @@ def train(
         rng = np.random.default_rng(seed)
         dense = Dense(features, Y.shape[0], rng, method=dense_method, dtype=dtype)
     else:
-        W = _check_matrix("initial_weights", initial_weights)
+        W = check_matrix("initial_weights", initial_weights)
         if W.shape[1] != features + 1:
             raise ValueError(
                 f"X has {features} rows but initial_weights {W.shape} expects {W.shape[1] - 1}"

@@ -1,10 +1,22 @@
-"""Input checks shared by the trainer, the comparison and the CLI.
+"""Input checks, in one place: the trainer, the comparison, the reference, the figures.
 
 Every public entry point validates its arguments *before* it touches any
 state, so a bad call leaves weights, checkpoints and files exactly as they
 were. Each check raises :class:`ValueError` with a message that names the
-argument and says what was expected. The checks are NumPy-only and run once
-per call (never per step).
+argument and says what was expected, and returns the checked value (converted
+where that is the point: an ``int``, a ``float``, a NumPy array or dtype). The
+checks are NumPy-only and run once per call (never per step).
+
+* numbers and names: :func:`check_positive_int`, :func:`check_learning_rate`,
+  :func:`check_seed`, :func:`check_choice`, :func:`check_float_dtype`;
+* arrays: :func:`check_features` (batch-major training features),
+  :func:`check_matrix` (any finite 2-D array), :func:`check_finite`,
+  :func:`check_fits_dtype`, :func:`is_one_hot`;
+* labels: :func:`check_labels` (one-hot or integer training labels),
+  :func:`check_class_indices`, :func:`check_label_pair`;
+* what the figures plot: :func:`check_losses`, :func:`check_images`
+  (``(N, 784)`` or ``(N, 28, 28)``), :func:`check_bias_trick_weights`
+  (``(units, 784 + 1)``).
 """
 
 import math
@@ -12,6 +24,30 @@ import numbers
 import warnings
 
 import numpy as np
+
+__all__ = [
+    "IMAGE_SIDE",
+    "check_bias_trick_weights",
+    "check_choice",
+    "check_class_indices",
+    "check_features",
+    "check_finite",
+    "check_fits_dtype",
+    "check_float_dtype",
+    "check_images",
+    "check_label_pair",
+    "check_labels",
+    "check_learning_rate",
+    "check_losses",
+    "check_matrix",
+    "check_positive_int",
+    "check_seed",
+    "is_one_hot",
+    "reject_integer_features",
+]
+
+#: Side of an MNIST image, in pixels.
+IMAGE_SIDE = 28
 
 
 def check_positive_int(name, value):
@@ -32,6 +68,67 @@ def check_learning_rate(value, name="learning_rate"):
     return float(value)
 
 
+def check_choice(name, value, choices):
+    """``value`` is one of ``choices`` (strings): ``name must be one of a, b, got 'c'``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def check_float_dtype(dtype, name="dtype"):
+    """A floating-point NumPy dtype (float16, float32, float64, ...), as ``np.dtype``."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as error:
+        raise ValueError(f"{name} must be a floating-point dtype, got {dtype!r}") from error
+    if not np.issubdtype(resolved, np.floating):
+        raise ValueError(f"{name} must be a floating-point dtype (float32, float64), got {dtype!r}")
+    return resolved
+
+
+def check_finite(name, array):
+    """No NaN or inf anywhere in ``array``: ``name contains NaN or inf``."""
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
+def reject_integer_features(name, array):
+    """Integer pixels (MNIST's uint8, 0-255) are refused: scale them first, as the notebook does."""
+    if array.dtype.kind in "biu":
+        raise ValueError(
+            f"{name} has integer dtype {array.dtype}; expected floating-point features. "
+            "Scale images to [0, 1] first (tfsoftmax.datasets.preprocess does the "
+            "notebook's min-max scaling)."
+        )
+    return array
+
+
+def check_matrix(name, array, rows=None, cols=None, why_rows="", why_cols=""):
+    """A non-empty, finite, real 2-D array with ``rows`` rows and ``cols`` columns if given.
+
+    ``why_rows``/``why_cols`` end the message of a count that does not match
+    (``" (one per sample in X)"``). Used by the features-major reference.
+    """
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (features-major), got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape})")
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a real numeric array, got dtype {array.dtype}")
+    if rows is not None and array.shape[0] != rows:
+        raise ValueError(f"{name} has {array.shape[0]} rows but {rows} are expected{why_rows}")
+    if cols is not None and array.shape[1] != cols:
+        raise ValueError(f"{name} has {array.shape[1]} columns but {cols} are expected{why_cols}")
+    return check_finite(name, array)
+
+
+def is_one_hot(labels, axis):
+    """Whether every slice of ``labels`` along ``axis`` is 0/1 with exactly one 1."""
+    return bool(np.isin(labels, (0, 1)).all() and (labels.sum(axis=axis) == 1).all())
+
+
 def check_features(x, name="x"):
     """A non-empty 2-D floating-point array with only finite values.
 
@@ -39,13 +136,7 @@ def check_features(x, name="x"):
     rather than trained on silently at the wrong scale: scale them first, as
     the notebook does (``tfsoftmax.datasets.preprocess``).
     """
-    array = np.asarray(x)
-    if array.dtype.kind in "biu":
-        raise ValueError(
-            f"{name} has integer dtype {array.dtype}; expected floating-point features. "
-            "Scale images to [0, 1] first (tfsoftmax.datasets.preprocess does the "
-            "notebook's min-max scaling)."
-        )
+    array = reject_integer_features(name, np.asarray(x))
     if array.dtype.kind != "f":
         raise ValueError(f"{name} must be a floating-point array, got dtype {array.dtype}")
     if array.ndim != 2:
@@ -126,7 +217,90 @@ def check_labels(y, num_samples, num_classes, name="y"):
         raise ValueError(
             f"{name} has {labels.shape[1]} classes but the model outputs {num_classes}"
         )
-    is_binary = np.all((labels == 0) | (labels == 1))
-    if not is_binary or not np.all(labels.sum(axis=1) == 1):
+    if not is_one_hot(labels, axis=1):
         raise ValueError(f"{name} is not one-hot: every row must hold a single 1 and zeros")
     return labels
+
+
+# --------------------------------------------------------------------------- for the figures
+def check_losses(losses, name="losses"):
+    """A non-empty 1-D sequence of finite numbers (one loss per epoch), as float64."""
+    try:
+        values = np.asarray(losses, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be a sequence of numbers ({error})") from error
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one value per epoch), got shape {values.shape}")
+    if values.size == 0:
+        raise ValueError(f"{name} is empty: nothing to plot")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ValueError(
+            f"{name} has non-finite values (NaN or inf) at epoch(s) {(bad + 1).tolist()[:10]}; "
+            "the run diverged or was interrupted"
+        )
+    return values
+
+
+def check_class_indices(labels, name):
+    """1-D integer class indices (whole-number floats accepted), as int64."""
+    values = np.asarray(labels)
+    if values.ndim != 1:
+        hint = " (one-hot? pass np.argmax(labels, axis=-1))" if values.ndim == 2 else ""
+        raise ValueError(f"{name} must be 1-D class indices, got shape {values.shape}{hint}")
+    if values.size == 0 or values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)):
+        as_int = values.astype(np.int64)
+        if np.all(as_int == values):
+            return as_int
+    raise ValueError(f"{name} must hold integer class indices, got dtype {values.dtype}")
+
+
+def check_label_pair(y_true, y_pred):
+    """Two non-empty class-index arrays of the same length, as int64."""
+    y_true = check_class_indices(y_true, "y_true")
+    y_pred = check_class_indices(y_pred, "y_pred")
+    if y_true.size == 0:
+        raise ValueError("y_true is empty: no samples")
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"y_true and y_pred must have the same length, got {y_true.size} and {y_pred.size}"
+        )
+    return y_true, y_pred
+
+
+def check_images(images, count, side=IMAGE_SIDE):
+    """``count`` finite batch-major images ``(N, side**2)`` or ``(N, side, side)``, as
+    ``(N, side, side)`` float64."""
+    pixels = side * side
+    try:
+        values = np.asarray(images, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"images must be a numeric array ({error})") from error
+    if values.ndim == 2 and values.shape[1] == pixels:
+        values = values.reshape(-1, side, side)
+    elif not (values.ndim == 3 and values.shape[1:] == (side, side)):
+        hint = ""
+        if values.ndim == 2 and values.shape[0] == pixels:
+            hint = f" (features-major {pixels} x N? pass images.T)"
+        raise ValueError(
+            f"images must have shape (N, {pixels}) or (N, {side}, {side}), got {values.shape}{hint}"
+        )
+    if values.shape[0] != count:
+        raise ValueError(f"images holds {values.shape[0]} images but y_true has {count} labels")
+    return check_finite("images", values)
+
+
+def check_bias_trick_weights(weights, inputs=IMAGE_SIDE * IMAGE_SIDE):
+    """Finite weights ``(units, inputs + 1)``, bias in the last column, as float64."""
+    try:
+        values = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"weights must be a numeric array ({error})") from error
+    if values.ndim != 2 or values.shape[0] < 1 or values.shape[1] != inputs + 1:
+        raise ValueError(
+            f"weights must have shape (units, {inputs} + 1) with the bias in the last "
+            f"column, got {values.shape}"
+        )
+    return check_finite("weights", values)

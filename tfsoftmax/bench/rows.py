@@ -1,30 +1,34 @@
-"""The six rows: what each one trains, how one epoch of it is timed, and its record.
+"""The six rows: what each trains, how one epoch of it is timed, and the order of the calls.
 
-Every row starts from the same initial weights (the notebook's
-initialisation, ``seed``); :class:`RowRunner` trains it one call at a time and
-:class:`BenchRow` keeps what was measured. How a call is timed:
+1. ``numpy-vectorized`` -- :func:`tfsoftmax.reference.train`, vectorized backward;
+2. ``numpy-loop``       -- the same with the notebook's per-sample loops;
+3. ``custom-jacobian``  -- :func:`~tfsoftmax.training.train_sgd`, custom ops,
+   ``JacobianSoftmax(method="jacobian")``;
+4. ``custom-vjp``       -- the same with ``method="vjp"``;
+5. ``builtin-loop``     -- ``train_sgd`` over built-in ops with autodiff;
+6. ``keras-fit``        -- ``model.fit`` on ``Dense(10, activation="softmax")``
+   with ``SGD``.
 
-* the TensorFlow rows run :data:`CALL_EPOCHS` (2) epochs per call and time
-  the last one, a steady-state epoch as every epoch after the first of a real
-  run is (``train_sgd`` gathers an epoch's shuffled batches on a second thread
-  while the previous epoch trains; ``model.fit``'s input pipeline likewise
-  runs ahead); the earlier epoch of the call is neither timed nor counted in
-  the call overhead;
+Every row starts from the same initial weights. How a call is timed:
+
+* the TensorFlow rows run :data:`CALL_EPOCHS` (2) epochs per call and time the
+  last, a steady-state epoch (``train_sgd`` gathers the next epoch's batches on
+  a second thread; ``model.fit``'s pipeline runs ahead likewise);
 * an epoch's time is the trainer's own: ``History.epoch_seconds`` for
-  ``train_sgd`` (shuffle + compiled batch loop + bookkeeping; without the
-  once-per-call input checks and conversions, reported separately as
-  ``call_overhead_s`` -- wall time of the call minus its epochs), the time
-  between ``on_epoch_begin`` and ``on_epoch_end`` for ``model.fit``, and the
-  whole ``reference.train(epochs=1)`` call for NumPy (its input check is ~2%
-  of that);
-* the warm-up call is reported as ``warmup_s``; for the TensorFlow rows it
-  includes tracing and XLA compilation, estimated as
-  ``compile_s = warmup_s - median epoch``;
-* peak memory (:mod:`tfsoftmax.bench.peak_memory`) is taken over the timed
-  calls only: the warm-up's peak is compilation's.
+  ``train_sgd``, ``on_epoch_begin`` -> ``on_epoch_end`` for ``model.fit``, the
+  whole ``reference.train(epochs=1)`` call for NumPy. The rest of a call,
+  without its untimed epochs, is the per-call overhead
+  ``call_overhead_s = wall - epoch`` (input checks, conversion);
+* the warm-up call is ``warmup_s``; for TensorFlow rows it includes tracing and
+  XLA compilation, estimated as ``compile_s = max(0, warmup_s - median epoch)``;
+* peak memory (:class:`~tfsoftmax.bench.measures.PeakMemory`) is taken over the
+  timed calls only: the warm-up's peak is compilation's.
 
-The order of the calls -- warm-up, then interleaved rounds -- is
-:mod:`tfsoftmax.bench.rounds`'.
+The order (:func:`time_rows`): one warm-up call per row, then ``epochs``
+rounds, round ``r`` running one epoch of every row with the order rotating by
+``r``, so load from other processes hits every row alike; a row's figure is
+the median of its epochs, a ratio between rows the median of same-round
+ratios. ``numpy-loop`` runs after the rounds, without a warm-up.
 """
 
 import dataclasses
@@ -34,7 +38,17 @@ import time
 import numpy as np
 
 from tfsoftmax import reference
-from tfsoftmax.bench.peak_memory import PeakMemory
+from tfsoftmax.bench.measures import PeakMemory
+
+__all__ = [
+    "CALL_EPOCHS",
+    "DESCRIPTIONS",
+    "ROWS",
+    "BenchRow",
+    "RowRunner",
+    "keras_fit_model",
+    "time_rows",
+]
 
 ROWS = (
     "numpy-vectorized",
@@ -54,6 +68,7 @@ DESCRIPTIONS = {
 }
 #: Epochs per timed call of the TensorFlow rows; the last one is timed (steady state).
 CALL_EPOCHS = 2
+LOOP_ROW = "numpy-loop"
 
 
 @dataclasses.dataclass
@@ -112,11 +127,15 @@ class RowRunner:
         self.row = BenchRow(name, DESCRIPTIONS[name], [], samples=int(x.shape[0]))
         self.x, self.y, self.settings = x, y, settings
         self.dtype = settings["dtype"]
+        self.memory_method = ""
+        self.traces = None  # train_sgd's trace count after the warm-up
         if name.startswith("numpy"):
             self.weights = np.array(weights, dtype=self.dtype)
+            self.train = self._train_numpy
         elif name == "keras-fit":
             self.model = keras_fit_model(weights, self.dtype, settings["learning_rate"])
-            self.timer = epoch_timer()
+            self.timer = _epoch_timer()
+            self.train = self._train_fit
         else:
             from tfsoftmax.models import notebook_model
 
@@ -125,59 +144,31 @@ class RowRunner:
             self.model, self.loss = notebook_model(
                 kind, weights, dtype=self.dtype, softmax_method=method
             )
+            self.train = self._train_sgd
+
+    def warm_up(self, seed):
+        _, wall = self.run(seed, measure_memory=False)
+        self.row.warmup_seconds = wall
+        if self.train == self._train_sgd:
+            self.traces = self._trace_count()
+
+    def timed(self, seed):
+        epoch, wall = self.run(seed)
+        self.row.epoch_seconds.append(epoch)
+        if not self.name.startswith("numpy"):
+            self.row.call_overhead_seconds.append(wall - epoch)
+        if self.traces is not None:
+            self.row.retraced_after_warmup = self._trace_count() - self.traces
 
     def run(self, seed, measure_memory=True):
         """One call of the trainer: ``(timed epoch seconds, call seconds)``.
 
         The call seconds leave out the call's earlier, untimed epochs.
         """
-        s = self.settings
         with PeakMemory() as memory:
             started = time.perf_counter()
-            if self.name.startswith("numpy"):
-                dense, _ = reference.train(
-                    self.x.T,
-                    self.y.T,
-                    epochs=1,
-                    batch_size=s["batch_size"],
-                    learning_rate=s["learning_rate"],
-                    seed=seed,
-                    softmax_method="loop" if self.name == "numpy-loop" else "vectorized",
-                    dense_method="loop" if self.name == "numpy-loop" else "vectorized",
-                    initial_weights=self.weights,
-                )
-                self.weights = dense.weights
-                wall = time.perf_counter() - started
-                epoch = wall
-            elif self.name == "keras-fit":
-                self.timer.seconds.clear()
-                self.model.fit(
-                    self.x,
-                    self.y,
-                    batch_size=s["batch_size"],
-                    epochs=CALL_EPOCHS,
-                    verbose=0,
-                    shuffle=True,
-                    callbacks=[self.timer],
-                )
-                wall = time.perf_counter() - started - sum(self.timer.seconds[:-1])
-                epoch = self.timer.seconds[-1]
-            else:
-                from tfsoftmax.training import train_sgd
-
-                history = train_sgd(
-                    self.model,
-                    self.x,
-                    self.y,
-                    epochs=CALL_EPOCHS,
-                    batch_size=s["batch_size"],
-                    learning_rate=s["learning_rate"],
-                    seed=seed,
-                    loss=self.loss,
-                    verbose=0,
-                )
-                wall = time.perf_counter() - started - sum(history.epoch_seconds[:-1])
-                epoch = history.epoch_seconds[-1]
+            untimed, epoch = self.train(seed)
+            wall = time.perf_counter() - started - sum(untimed)
         if measure_memory:  # steady epochs only: the warm-up's peak is compilation's
             self.row.peak_rss_bytes = max(self.row.peak_rss_bytes, memory.peak)
             rise = memory.peak - (memory.start or 0)
@@ -185,18 +176,81 @@ class RowRunner:
             self.memory_method = memory.method
         return epoch, wall
 
-    def warm_up(self, seed):
-        epoch, wall = self.run(seed, measure_memory=False)
-        self.row.warmup_seconds = wall
-        self.traces = tracing_count(self.model, self.loss) if hasattr(self, "loss") else None
+    def _train_numpy(self, seed):
+        """One epoch of the reference; ``(untimed epochs' seconds, timed epoch's seconds)``."""
+        s = self.settings
+        method = "loop" if self.name == LOOP_ROW else "vectorized"
+        started = time.perf_counter()
+        dense, _ = reference.train(
+            self.x.T,
+            self.y.T,
+            epochs=1,
+            batch_size=s["batch_size"],
+            learning_rate=s["learning_rate"],
+            seed=seed,
+            softmax_method=method,
+            dense_method=method,
+            initial_weights=self.weights,
+        )
+        self.weights = dense.weights
+        return [], time.perf_counter() - started
 
-    def timed(self, seed):
-        epoch, wall = self.run(seed)
-        self.row.epoch_seconds.append(epoch)
-        if not self.name.startswith("numpy"):
-            self.row.call_overhead_seconds.append(wall - epoch)
-        if getattr(self, "traces", None) is not None:
-            self.row.retraced_after_warmup = tracing_count(self.model, self.loss) - self.traces
+    def _train_fit(self, seed):
+        """:data:`CALL_EPOCHS` epochs of ``model.fit``; ``(earlier epochs, last epoch)``."""
+        self.timer.seconds.clear()
+        self.model.fit(
+            self.x,
+            self.y,
+            batch_size=self.settings["batch_size"],
+            epochs=CALL_EPOCHS,
+            verbose=0,
+            shuffle=True,
+            callbacks=[self.timer],
+        )
+        return self.timer.seconds[:-1], self.timer.seconds[-1]
+
+    def _train_sgd(self, seed):
+        """:data:`CALL_EPOCHS` epochs of ``train_sgd``; ``(earlier epochs, last epoch)``."""
+        from tfsoftmax.training import train_sgd
+
+        history = train_sgd(
+            self.model,
+            self.x,
+            self.y,
+            epochs=CALL_EPOCHS,
+            batch_size=self.settings["batch_size"],
+            learning_rate=self.settings["learning_rate"],
+            seed=seed,
+            loss=self.loss,
+            verbose=0,
+        )
+        return history.epoch_seconds[:-1], history.epoch_seconds[-1]
+
+    def _trace_count(self):
+        from tfsoftmax.engine import trace_count
+
+        return trace_count(self.model, self.loss)
+
+
+def time_rows(runners, epochs, loop_epochs, seed):
+    """Warm up every runner, time ``epochs`` interleaved rounds, then ``numpy-loop``.
+
+    Round ``r`` (and ``numpy-loop``'s epoch ``r``) shuffles with ``seed + 1 + r``;
+    the results land in each runner's ``row``.
+    """
+    interleaved = [r for r in runners if r.name != LOOP_ROW]
+    for runner in interleaved:
+        runner.warm_up(seed)
+    for round_number in range(epochs):
+        shift = round_number % max(1, len(interleaved))
+        for runner in interleaved[shift:] + interleaved[:shift]:
+            runner.timed(seed + 1 + round_number)
+    for runner in runners:
+        if runner.name == LOOP_ROW:
+            for epoch in range(loop_epochs):
+                runner.timed(seed + 1 + epoch)
+            runner.row.notes = "no warm-up (NumPy compiles nothing), after the rounds"
+            runner.row.in_rounds = False
 
 
 def keras_fit_model(weights, dtype, learning_rate):
@@ -218,7 +272,7 @@ def keras_fit_model(weights, dtype, learning_rate):
     return model
 
 
-def epoch_timer():
+def _epoch_timer():
     """A Keras callback whose ``seconds`` lists each epoch's ``on_epoch_begin`` -> ``_end``."""
     from tfsoftmax._tf import keras
 
@@ -234,18 +288,3 @@ def epoch_timer():
             self.seconds.append(time.perf_counter() - self.started)
 
     return EpochTimer()
-
-
-def tracing_count(model, loss):
-    """How often train_sgd's compiled batch loop was traced (None if not accessible)."""
-    try:
-        from tfsoftmax import training
-
-        per_model = training._COMPILED.get(model, {})
-        counts = []
-        for entry in per_model.values():
-            if entry[0] is loss:
-                counts.append(entry[-1].run_batches.experimental_get_tracing_count())
-        return sum(counts) if counts else None
-    except Exception:  # a private detail; the benchmark must not depend on it
-        return None

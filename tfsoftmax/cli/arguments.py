@@ -9,9 +9,15 @@ library's own checks on Python values are in :mod:`tfsoftmax.validation`.
 import argparse
 import math
 
-# The notebook's settings: the defaults of train and compare (and --preset's baseline).
-NOTEBOOK = {"epochs": 20, "batch_size": 200, "learning_rate": 0.01, "seed": 0}
-DTYPES = ("float32", "float64")
+from tfsoftmax.constants import COMPARISON_DTYPES, NOTEBOOK, SOFTMAX_METHODS
+
+__all__ = [
+    "UsageError",
+    "add_training_options",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+]
 
 
 class UsageError(Exception):
@@ -58,10 +64,10 @@ def add_training_options(parser, default_dtype):
     group.add_argument(
         "--seed", type=int, default=NOTEBOOK["seed"], help="initial weights and batch order"
     )
-    group.add_argument("--dtype", choices=DTYPES, default=default_dtype)
+    group.add_argument("--dtype", choices=COMPARISON_DTYPES, default=default_dtype)
     group.add_argument(
         "--softmax-method",
-        choices=("jacobian", "vjp"),
+        choices=SOFTMAX_METHODS,
         default="jacobian",
         help="backward of the custom softmax op (default: %(default)s)",
     )

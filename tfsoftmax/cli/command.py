@@ -7,6 +7,8 @@ from tfsoftmax import __version__
 from tfsoftmax.cli import bench, compare, gradcheck, info, train
 from tfsoftmax.cli.arguments import UsageError
 
+__all__ = ["SUBCOMMANDS", "OneLineErrorParser", "build_parser", "main", "one_line"]
+
 SUBCOMMANDS = (train, compare, gradcheck, bench, info)  # in the order --help lists them
 
 
@@ -18,10 +20,12 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def one_line(text):
+    """``text`` with every run of whitespace, newlines included, made one space."""
     return " ".join(str(text).split())
 
 
 def build_parser():
+    """The ``tfsoftmax`` argument parser, with every subcommand's parser added."""
     parser = OneLineErrorParser(
         prog="tfsoftmax",
         description="A hand-derived softmax classifier on MNIST: custom-gradient TensorFlow "

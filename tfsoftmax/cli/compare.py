@@ -6,6 +6,8 @@ import time
 from tfsoftmax.cli.arguments import add_training_options, positive_int
 from tfsoftmax.cli.data import load_data
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(commands):
     parser = commands.add_parser(

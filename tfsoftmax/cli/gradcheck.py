@@ -1,6 +1,9 @@
 """``tfsoftmax gradcheck``: every custom gradient against autodiff, finite differences, NumPy."""
 
-from tfsoftmax.cli.arguments import DTYPES, positive_int
+from tfsoftmax.cli.arguments import positive_int
+from tfsoftmax.constants import COMPARISON_DTYPES
+
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(commands):
@@ -16,7 +19,7 @@ def add_parser(commands):
     parser.add_argument("--batch", type=positive_int, default=8)
     parser.add_argument("--features", type=positive_int, default=12)
     parser.add_argument("--classes", type=positive_int, default=10)
-    parser.add_argument("--dtype", choices=DTYPES, action="append", help="default: both")
+    parser.add_argument("--dtype", choices=COMPARISON_DTYPES, action="append", help="default: both")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.set_defaults(run=run)
 
@@ -30,7 +33,7 @@ def run(args):
         batch=args.batch,
         features=args.features,
         classes=args.classes,
-        dtypes=tuple(args.dtype or gradcheck.DTYPES),
+        dtypes=tuple(args.dtype or COMPARISON_DTYPES),
     )
     rows = gradcheck.run_gradcheck(**settings)
     print(gradcheck.format_table(rows))

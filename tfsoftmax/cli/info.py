@@ -3,6 +3,8 @@
 from tfsoftmax import __version__
 from tfsoftmax.cli.arguments import positive_int
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(commands):
     parser = commands.add_parser(
@@ -26,7 +28,8 @@ def run(args):
     import platform
 
     from tfsoftmax._tf import keras, tf
-    from tfsoftmax.distribute import check_ops_on_devices, configure_cpu_devices
+    from tfsoftmax.devices import check_ops_on_devices
+    from tfsoftmax.distribute import configure_cpu_devices
 
     if args.devices is not None and not tf.config.list_physical_devices("GPU"):
         configure_cpu_devices(args.devices)

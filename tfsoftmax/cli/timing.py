@@ -3,6 +3,8 @@
 import math
 import os
 
+__all__ = ["describe_epoch_times", "seconds_since_process_start"]
+
 
 def seconds_since_process_start():
     """Wall seconds since this process started (Linux ``/proc``), else None."""

@@ -3,12 +3,12 @@
 import os
 import time
 
-from tfsoftmax.cli.arguments import NOTEBOOK, UsageError, add_training_options, positive_int
+from tfsoftmax.cli.arguments import UsageError, add_training_options, positive_int
 from tfsoftmax.cli.data import load_data
 from tfsoftmax.cli.timing import describe_epoch_times, seconds_since_process_start
+from tfsoftmax.constants import NOTEBOOK, STRATEGIES
 
-# tfsoftmax.distribute.STRATEGIES, without importing TensorFlow to build the parser.
-STRATEGIES = ("mirrored", "multiworker")
+__all__ = ["add_parser", "check_preset", "run", "strategy_for"]
 
 
 def add_parser(commands):
