@@ -12,6 +12,9 @@ real-MNIST subset and writes the final variables and history to ``--out``
   temporary folder but before they are renamed into place, or after the
   rename but before the ``CheckpointManager`` has recorded the checkpoint.
 
+``--announce`` prints ``training`` (flushed) just before ``train_sgd`` starts,
+so a test can kill the run at a random moment of its training.
+
 Run as ``python tests/checkpoint_worker.py --out result.npz [...]``.
 """
 
@@ -80,6 +83,7 @@ def main():
     parser.add_argument("--kill-batch", type=int, default=12)
     parser.add_argument("--kill-in-save", type=int)
     parser.add_argument("--kill-point", choices=("before-merge", "after-merge"))
+    parser.add_argument("--announce", action="store_true")
     args = parser.parse_args()
 
     import numpy as np
@@ -103,6 +107,8 @@ def main():
     ).weights
     model, loss = notebook_model(args.impl, initial, dtype=args.dtype)
     _install_kill_hooks(args)
+    if args.announce:
+        print("training", flush=True)
     history = train_sgd(
         model,
         data.x_train,

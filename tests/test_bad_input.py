@@ -194,7 +194,8 @@ ARGPARSE_ERRORS = [
     (["--learning-rate", "inf"], "argument --learning-rate: expected a positive finite number"),
     (["--learning-rate", "0"], "argument --learning-rate: expected a positive finite number"),
     (["--learning-rate=-1e-3"], "argument --learning-rate: expected a positive finite"),
-    (["--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    (["--seed", "x"], "argument --seed: expected an integer >= 0, got 'x'"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
     (["--dtype", "float8"], "argument --dtype: invalid choice: 'float8'"),
     (["--softmax-method", "fast"], "argument --softmax-method: invalid choice: 'fast'"),
     (["--impl", "torch"], "argument --impl: invalid choice: 'torch'"),
@@ -292,3 +293,33 @@ def test_min_log_level_is_applied_to_what_tensorflow_prints_on_import(capfd, mon
     assert capfd.readouterr().err == (
         "E0000 00:00:1795566631.711588   24288 x.cc:2] an error\na plain line\n"
     )
+
+
+def test_cli_output_and_divergence_failures_are_one_line_exit_1(tmp_path):
+    """Unwritable outputs are found before any work (a path under a regular file:
+    the tests run as root, for whom permission bits stop nothing); the NumPy
+    reference's divergence is exit 1, like train_sgd's."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    quick = ("--limit", 300, "--epochs", 1, "--verbose", 0)
+    cases = {
+        "out under a file": (["--out", a_file / "out"], "OutputError: cannot write --out"),
+        "checkpoint dir under a file": (
+            ["--checkpoint-dir", a_file / "ck", "--out", tmp_path / "out-1"],
+            "OutputError: cannot write --checkpoint-dir .*is not a directory",
+        ),
+        "numpy diverged": (
+            ["--impl", "numpy", "--learning-rate", 1e38, "--out", tmp_path / "out-2", *quick],
+            r"TrainingDivergedError: .* became NaN or inf at epoch 1, batch \d+",
+        ),
+    }
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(_cli, tmp_path, *args) for name, (args, _) in cases.items()}
+        results = {name: future.result() for name, future in futures.items()}
+    for name, (_, message) in cases.items():
+        done = results[name]
+        lines = done.stderr.splitlines()
+        assert done.returncode == 1, (name, done.stderr[-2000:])
+        assert len(lines) == 1 and "Traceback" not in done.stderr, (name, done.stderr[-2000:])
+        assert re.search(message, lines[0]), (name, lines[0])
+    assert sorted(os.listdir(tmp_path)) == ["a-file"] and a_file.read_text() == "mine"

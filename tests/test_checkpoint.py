@@ -9,9 +9,11 @@ a partial last batch, validation on 1000 test images).
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +130,30 @@ def test_kill_while_writing_a_checkpoint(tmp_path, uninterrupted, kill_point, da
         assert "ckpt-2 is unreadable" in result[2]
         assert "falling back to" in result[2] and "ckpt-1" in result[2]
     assert recorded(folder) == ["ckpt-2", "ckpt-3", "ckpt-4"]
+
+
+#: Random moments tried by the next test (more: TFSOFTMAX_RELIABILITY_TRIALS=20).
+TRIALS = int(os.environ.get("TFSOFTMAX_RELIABILITY_TRIALS", "1"))
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, uninterrupted, trial):
+    folder, out = tmp_path / "checkpoints", tmp_path / "c.npz"
+    delay = random.Random(os.getpid() * 1000 + trial).uniform(0.0, 1.5)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, str(WORKER), "--out", str(out), "--checkpoint-dir", str(folder)]
+    killed = subprocess.Popen(
+        [*command, "--announce"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=env,
+    )  # fmt: skip
+    assert killed.stdout.readline().strip() == "training"
+    time.sleep(delay)  # somewhere in the 4 epochs, a save, or (rarely) after the end
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    result = run_worker(out, "--checkpoint-dir", folder)
+    assert_bit_identical(result, uninterrupted)
+    leftovers = [p.name for p in folder.iterdir() if "_temp" in p.name or ".tmp" in p.name]
+    assert leftovers == [] and not (folder / ".tfsoftmax-lock").exists(), delay
 
 
 # --------------------------------------------------------------------------- in process

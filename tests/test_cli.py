@@ -111,6 +111,16 @@ def test_compare_prints_the_table_and_writes_json_and_figures(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "loss curves agree within 1e-09 (float64)" in result.stdout
+    # It talks while it works: each implementation's epochs, as they finish, before the table.
+    lines = result.stdout.splitlines()
+    table = lines.index(next(line for line in lines if line.startswith("epoch ")))
+    for label in ("numpy reference", "custom ops", "keras built-ins"):
+        progress = [i for i, line in enumerate(lines) if line.strip().startswith(label + " ")]
+        assert [lines[i].split()[label.count(" ") + 2] for i in progress] == ["1/2", "2/2"]
+        assert all(i < table for i in progress)
+    json_data = json.loads((tmp_path / "r.json").read_text())
+    assert set(json_data["versions"]) == {"tfsoftmax", "tensorflow", "keras", "numpy", "python"}
+    assert json_data["timestamp"].endswith("+00:00")
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["settings"]["train_samples"] == 3000
     assert all(len(entry["loss"]) == 2 for entry in data["implementations"].values())
@@ -122,3 +132,40 @@ def test_compare_prints_the_table_and_writes_json_and_figures(tmp_path):
         "confusion_matrix",
     ):
         png_size(tmp_path / f"{name}.png")
+
+
+@pytest.mark.parametrize(("command", "dtype"), [("train", "float32"), ("compare", "float64")])
+def test_help_shows_the_defaults(command, dtype):
+    text = " ".join(run_cli(command, "--help").stdout.split())
+    for option, default in (
+        ("--epochs EPOCHS", "20"),
+        ("--batch-size BATCH_SIZE", "200"),
+        ("--learning-rate LEARNING_RATE", "0.01"),
+        ("--seed SEED", "0"),
+        ("--dtype {float32,float64}", dtype),
+        ("--out OUT", f"out/{command}"),
+    ):
+        help_text = text.split(f" {option} ", 1)[1]
+        assert f"(default: {default})" in help_text.split(" --", 1)[0], option
+
+
+def test_seed_below_zero_is_refused_naming_the_option(tmp_path):
+    result = run_cli("compare", "--seed", "-1", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "argument --seed: expected an integer >= 0, got -1" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_tensorflow_one_line_names_the_extra_and_exit_1():
+    code = (
+        "import sys\n"
+        "sys.modules['tensorflow'] = None  # as on a machine without TensorFlow\n"
+        "from tfsoftmax.cli import main\n"
+        "raise SystemExit(main(['info']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("tfsoftmax info: error: TensorFlow is not installed")
+    assert "pip install -e '.[cpu]'" in line and "pip install 'tfsoftmax[cpu]'" in line

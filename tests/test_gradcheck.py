@@ -17,6 +17,10 @@ EXPECTED_ROWS = {
         ("bias_trick_dense", "-"),
         ("jacobian_softmax", "jacobian"),
         ("jacobian_softmax", "vjp"),
+        ("jacobian_softmax+mask", "jacobian"),
+        ("jacobian_softmax+mask", "vjp"),
+        ("jacobian_softmax+axes", "jacobian"),
+        ("jacobian_softmax+axes", "vjp"),
         ("categorical_crossentropy", "-"),
         ("dense->softmax->cce", "jacobian"),
         ("dense->softmax->cce", "vjp"),
@@ -35,7 +39,7 @@ def test_real_gradients_pass_every_check(rows):
         assert row.ok, row
         assert row.tolerances == gradcheck.TOLERANCES[row.dtype]
     table = gradcheck.format_table(rows)
-    assert "all 12 rows within tolerance" in table
+    assert "all 20 rows within tolerance" in table
     assert "OVER TOLERANCE" not in table
 
 
@@ -115,6 +119,32 @@ def test_a_wrong_dense_gradient_fails_the_op_and_the_chain():
     }
 
 
+def _softmax_ignoring_the_mask(z, method="jacobian", axis=-1, mask=None):
+    """Takes mask= and drops it: right on plain and multi-axis inputs, wrong under a mask."""
+    return ops.jacobian_softmax(z, method, axis=axis)
+
+
+def test_a_softmax_that_ignores_the_mask_fails_only_the_masked_rows():
+    rows = gradcheck.run_gradcheck(
+        dtypes=("float64",), custom_ops={"jacobian_softmax": _softmax_ignoring_the_mask}
+    )
+    failed = {(r.op, r.method) for r in rows if not r.ok}
+    assert failed == {("jacobian_softmax+mask", "jacobian"), ("jacobian_softmax+mask", "vjp")}
+    for row in rows:
+        if not row.ok:  # its gradient is its own forward's, so finite differences agree
+            assert set(row.failed_checks) == {"autodiff", "reference"}
+
+
+def test_a_softmax_without_mask_and_axis_fails_those_rows():
+    rows = gradcheck.run_gradcheck(
+        dtypes=("float32",),
+        custom_ops={"jacobian_softmax": lambda z, method: ops.jacobian_softmax(z, method)},
+    )
+    failed = {r.op for r in rows if not r.ok}
+    assert failed == {"jacobian_softmax+mask", "jacobian_softmax+axes"}
+    assert all(r.autodiff == float("inf") for r in rows if r.op in failed)
+
+
 def test_cli_returns_1_and_names_the_failure(monkeypatch, capsys):
     # A regression inside tfsoftmax.ops itself: gradcheck looks the ops up at call time.
     monkeypatch.setattr(ops, "jacobian_softmax", _broken_softmax)
@@ -149,8 +179,8 @@ def test_cli_passes_in_a_real_process(tmp_path):
     header = result.stdout.splitlines()[0].split()
     assert header[:3] == ["op", "method", "dtype"]
     assert "vs autodiff" in result.stdout and "vs reference" in result.stdout
-    assert "all 12 rows within tolerance" in result.stdout
+    assert "all 20 rows within tolerance" in result.stdout
     payload = json.loads(report.read_text())
     assert payload["ok"] is True
-    assert len(payload["rows"]) == 12
+    assert len(payload["rows"]) == 20
     assert all(row["ok"] for row in payload["rows"])

@@ -261,3 +261,95 @@ def test_no_pyplot_and_no_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert_valid_png(tmp_path / "x.png")
+
+
+# --------------------------------------------------------------------------- what is drawn
+
+from tfsoftmax import figures  # noqa: E402
+
+
+def visible_ticks(ax):
+    ax.figure.canvas.draw()
+    low, high = sorted(ax.get_xlim())
+    return [tick for tick in ax.get_xticks() if low <= tick <= high]
+
+
+def test_loss_curve_draws_the_history_and_the_validation_curve(data):
+    losses = data["losses"]
+    val_losses = losses + 0.05
+    figure = figures.loss_curve_figure(losses, val_losses=val_losses)
+    (ax,) = figure.axes
+    training, validation = ax.lines
+    np.testing.assert_array_equal(training.get_xdata(), np.arange(1, losses.size + 1))
+    np.testing.assert_array_equal(training.get_ydata(), losses)
+    np.testing.assert_array_equal(validation.get_ydata(), val_losses)
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [
+        "training",
+        "validation",
+    ]
+    ticks = visible_ticks(ax)
+    assert ticks and all(float(tick).is_integer() for tick in ticks)
+
+    (only,) = figures.loss_curve_figure(losses).axes
+    assert len(only.lines) == 1 and only.get_legend() is None
+
+
+def test_loss_curve_on_few_epochs_has_integer_ticks_only():
+    for epochs in (1, 2, 3):
+        (ax,) = figures.loss_curve_figure(np.linspace(2.0, 1.0, epochs)).axes
+        ticks = visible_ticks(ax)
+        assert ticks and all(float(tick).is_integer() for tick in ticks), (epochs, ticks)
+
+
+def test_loss_curves_draw_each_curve_and_the_tolerance_line(data):
+    losses = data["losses"]
+    curves = {"numpy": losses, "custom": losses + 1e-12, "keras": losses}
+    figure = figures.loss_curves_figure(curves, tolerance=1e-9)
+    top, bottom = figure.axes
+    for line, curve in zip(top.lines, curves.values(), strict=True):
+        np.testing.assert_array_equal(line.get_ydata(), curve)
+    tolerance_lines = [line for line in bottom.lines if line.get_label().startswith("pass")]
+    (line,) = tolerance_lines
+    assert line.get_label() == "pass tolerance 1e-09"
+    assert set(np.asarray(line.get_ydata(), float)) == {1e-9}
+    # The differences are plotted where they are, under the tolerance.
+    custom_points = [line for line in bottom.lines if line.get_label().startswith("custom")]
+    np.testing.assert_allclose(custom_points[0].get_ydata(), 1e-12, rtol=1e-3)
+    assert all(float(tick).is_integer() for tick in visible_ticks(bottom))
+
+    (_, no_tolerance) = figures.loss_curves_figure(curves).axes
+    assert not [line for line in no_tolerance.lines if line.get_label().startswith("pass")]
+
+
+def test_misclassified_titles_name_the_test_set_index(data):
+    y_true, y_pred = data["y_true"], data["y_pred"]
+    figure = figures.misclassified_figure(data["images"], y_true, y_pred, num_images=6, seed=2)
+    chosen = plots.select_misclassified(y_true, y_pred, 6, seed=2)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles == [f"#{i}: true {y_true[i]}, pred {y_pred[i]}" for i in chosen]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"val_losses": [1.0]}, "val_losses has 1 epochs but losses has 20"),
+        ({"val_losses": [math.nan] * 20}, "val_losses"),
+    ],
+)
+def test_bad_validation_losses_are_named(tmp_path, data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plots.plot_loss_curve(data["losses"], tmp_path / "x.png", **kwargs)
+    with pytest.raises(ValueError, match=match):
+        plots.write_training_figures(tmp_path / "out", **data, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_tolerance_is_named(tmp_path, data):
+    with pytest.raises(ValueError, match="tolerance"):
+        plots.plot_loss_curves({"a": data["losses"]}, tmp_path / "x.png", tolerance=-1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_training_figures_with_validation_losses(tmp_path, data):
+    paths = plots.write_training_figures(tmp_path, **data, val_losses=data["losses"] * 1.1)
+    assert_valid_png(paths[0])

@@ -20,6 +20,19 @@ What ``import tfsoftmax`` does, and what it costs (a decision):
   well under a second). An import hook that registers when Keras is imported
   was tried and cannot work: TensorFlow imports Keras half-way through its
   own initialisation.
+* Except in the ``tfsoftmax`` command itself. The console script does
+  ``from tfsoftmax.cli import main``, which runs this file first; importing
+  TensorFlow there would make ``tfsoftmax --help``, ``--version`` and every
+  argument error wait seconds for nothing. So when the process *is* the
+  command line — the console script (``sys.argv[0]``'s name is
+  ``tfsoftmax``), or ``python -m tfsoftmax`` (while runpy imports this
+  package, ``sys.argv[0]`` is ``"-m"`` and ``sys.orig_argv`` names
+  ``tfsoftmax`` after the ``-m``) — the eager import is skipped
+  (:func:`_is_the_command_line`), and each subcommand imports what it needs
+  when it runs (the layers and the loss then register as they load).
+  Library users are unaffected: ``import tfsoftmax`` in any other program,
+  ``python -m pytest`` and ``python -c`` included, registers as before
+  (``tests/test_startup.py`` checks both sides).
 * Everything else loads on first use: every public submodule is an attribute
   (``tfsoftmax.datasets``, ``tfsoftmax.ops``, ``tfsoftmax.training``,
   ``tfsoftmax.compare``, ...) imported when first touched, through the module
@@ -29,7 +42,8 @@ What ``import tfsoftmax`` does, and what it costs (a decision):
   parts work (``tfsoftmax.datasets``, ``tfsoftmax.preprocessing``,
   ``tfsoftmax.reference``, ``tfsoftmax.constants``); touching a TensorFlow
   part raises an ``ImportError`` naming the extra to install
-  (``pip install 'tfsoftmax[cpu]'``, see :mod:`tfsoftmax._tf`).
+  (``pip install -e '.[cpu]'`` in a clone, ``pip install 'tfsoftmax[cpu]'``
+  otherwise; see :mod:`tfsoftmax._tf`).
 
 >>> import tfsoftmax
 >>> tfsoftmax.datasets.load_mnist is tfsoftmax.load_mnist
@@ -42,12 +56,47 @@ import importlib
 import importlib.util
 import os
 import pkgutil
+import sys
 
 __version__ = "0.1.0"
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-if importlib.util.find_spec("tensorflow") is not None:
+#: The console script's names (``tfsoftmax``; ``tfsoftmax.exe`` and
+#: ``tfsoftmax-script.py`` on Windows), compared without the extension.
+_COMMAND_NAMES = ("tfsoftmax", "tfsoftmax-script")
+
+
+def _is_the_command_line(argv=None, orig_argv=None):
+    """Is this process the ``tfsoftmax`` command (console script or ``python -m tfsoftmax``)?
+
+    >>> _is_the_command_line(["/venv/bin/tfsoftmax", "--help"], [])
+    True
+    >>> _is_the_command_line(["-m", "--help"], ["python", "-m", "tfsoftmax", "--help"])
+    True
+    >>> _is_the_command_line(["-m"], ["python", "-m", "mypackage"])
+    False
+    >>> _is_the_command_line(["train.py"], ["python", "train.py"])
+    False
+    """
+    argv = sys.argv if argv is None else argv
+    orig_argv = getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv
+    if not argv:  # embedded interpreters may have no argv
+        return False
+    script = os.path.splitext(argv[0].replace("\\", "/").rsplit("/", 1)[-1])[0]  # any OS
+    if script in _COMMAND_NAMES:
+        return True
+    if argv[0] != "-m":
+        return False
+    for i, arg in enumerate(orig_argv):
+        if arg == "-m":
+            return orig_argv[i + 1 : i + 2] == ["tfsoftmax"]
+        if arg.startswith("-m"):
+            return arg == "-mtfsoftmax"
+    return False
+
+
+if not _is_the_command_line() and importlib.util.find_spec("tensorflow") is not None:
     try:
         from tfsoftmax import layers as _layers  # noqa: F401  (registers with Keras)
         from tfsoftmax import losses as _losses  # noqa: F401
@@ -81,6 +130,8 @@ _LAZY_EXPORTS = {
     # the errors and warnings a caller may catch or filter
     "TrainingDivergedError": "tfsoftmax.training",
     "CheckpointMismatchError": "tfsoftmax.checkpointing",
+    "CheckpointInUseError": "tfsoftmax.run_lock",
+    "OutputError": "tfsoftmax.atomic",
     "MNISTUnavailableError": "tfsoftmax.datasets",
     "MNISTCacheWarning": "tfsoftmax.datasets",
 }

@@ -2,8 +2,11 @@
 
 TensorFlow is an *extra* (``cpu``, ``gpu`` or ``tf``) so that CPU and GPU users
 each get the right build. Importing a TensorFlow part without it fails here,
-with a message that names the extra to install, instead of a bare
-``ModuleNotFoundError`` from deep inside the package.
+with an ``ImportError`` (``name="tensorflow"``) whose message names the extra
+to install — ``pip install -e '.[cpu]'`` in a clone, ``pip install
+'tfsoftmax[cpu]'`` from PyPI — instead of a bare ``ModuleNotFoundError`` from
+deep inside the package. The command line prints that message as one line
+and exits 1.
 
 Keras 3 runs on several backends; tfsoftmax's ops are TensorFlow ops, so the
 backend must be ``tensorflow``. It is selected here unless the user already
@@ -20,9 +23,10 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _INSTALL_HINT = (
-    "tfsoftmax's TensorFlow parts need TensorFlow, which is installed through an extra: "
-    "pip install 'tfsoftmax[cpu]' (CPU only), 'tfsoftmax[gpu]' (NVIDIA GPU, Linux) "
-    "or 'tfsoftmax[tf]' (the default tensorflow build)."
+    "TensorFlow is not installed; it comes through an extra. In a clone of tfsoftmax: "
+    "pip install -e '.[cpu]' (or '.[gpu]' for an NVIDIA GPU on Linux, '.[tf]' for the "
+    "default build); from PyPI: pip install 'tfsoftmax[cpu]' (or 'tfsoftmax[gpu]', "
+    "'tfsoftmax[tf]')."
 )
 
 
@@ -78,7 +82,7 @@ try:
     with _honour_min_log_level():
         import tensorflow as tf
 except ImportError as error:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError(f"{_INSTALL_HINT} (import failed: {error})") from error
+    raise ImportError(f"{_INSTALL_HINT} (import failed: {error})", name="tensorflow") from error
 
 import keras  # noqa: E402
 

@@ -11,38 +11,66 @@ After every completed epoch one ``tf.train.Checkpoint`` is written, through a
 
 All of it is one checkpoint, so weights, counter, history and generator are
 always from the same epoch. TensorFlow writes a checkpoint into a temporary
-folder and renames it into place, and the manager records it (atomically)
-only after that; every tensor carries a CRC32C checksum that is verified when
-it is read. On resume the newest recorded checkpoint is read in full into
-NumPy, *without touching the model*; if it is unreadable (a crash while it was
-written, a truncated or damaged file) a warning is issued and the previous one
-is tried. The fingerprint is then compared with the current call's, and a
-different run (batch size, learning rate, seed, data, model, loss) is refused
-with a :class:`CheckpointMismatchError` naming what differs. Only then are the
+folder and renames it into place, and the manager records it (atomically:
+``checkpoint.tmp<hex>``, then a rename) only after that; every tensor carries
+a CRC32C checksum that is verified when it is read. A checkpoint holding a NaN
+or inf is never written.
+
+Opening a folder (:class:`RunCheckpointer`): ``""`` or a file is a
+``ValueError``; the folder is created if needed and checked by writing a probe
+the size of one checkpoint (:class:`tfsoftmax.atomic.OutputError` naming the
+reason if that fails: read-only, not a directory, disk full); then the run
+takes the folder's lock (:mod:`tfsoftmax.run_lock`: one run per folder) and
+removes what killed runs left (:data:`ORPHAN_PATTERNS`).
+
+On resume the newest recorded checkpoint is read in full into NumPy and
+validated — format, counter, history (every metric one value per epoch),
+generator state, every value finite and of the variable's shape — *without
+touching the model*; if any of it fails (a crash while it was written, a
+truncated, damaged or crafted file) a warning is issued and the previous one
+is tried. The fingerprint (:mod:`tfsoftmax.fingerprint`) is then compared
+with the current call's, and a different run is refused with a
+:class:`CheckpointMismatchError` naming what differs. Only then are the
 variables assigned.
 """
 
+import contextlib
 import glob
 import json
-import math
 import os
 import re
+import shutil
 import warnings
-import zlib
 
 import numpy as np
 
 from tfsoftmax._tf import tf
+from tfsoftmax.atomic import check_writable_directory, output_errors
+from tfsoftmax.divergence import TrainingDivergedError, non_finite_names
+from tfsoftmax.fingerprint import describe_mismatch, run_fingerprint
 from tfsoftmax.history import History
+from tfsoftmax.run_lock import DirectoryLock
 
-__all__ = ["CheckpointMismatchError", "RunCheckpointer", "Snapshot", "run_fingerprint"]
+__all__ = [
+    "ORPHAN_PATTERNS",
+    "CheckpointMismatchError",
+    "RunCheckpointer",
+    "Snapshot",
+    "remove_orphans",
+    "run_fingerprint",
+]
 
 #: Version of the ``run_state`` layout; a checkpoint of another version is unreadable.
 FORMAT = 1
 CHECKPOINT_NAME = "ckpt"
+#: What a run killed while saving leaves behind: TensorFlow's temporary
+#: checkpoint folder and the manager's temporary state file.
+ORPHAN_PATTERNS = (f"{CHECKPOINT_NAME}-*_temp", "checkpoint.tmp*")
 _STATE_KEY = "run_state/.ATTRIBUTES/py_state"
 _EPOCH_KEY = "epoch/.ATTRIBUTES/VARIABLE_VALUE"
 _VARIABLE_KEY = "model_variables/{}/.ATTRIBUTES/VARIABLE_VALUE"
+#: The largest probe written to check that a checkpoint fits on the disk.
+_LARGEST_PROBE = 64 * 2**20
 
 
 class CheckpointMismatchError(ValueError):
@@ -75,156 +103,118 @@ class Snapshot:
         return int(self.state["completed_epochs"])
 
 
-# --------------------------------------------------------------------------- fingerprint
-def _plain(value):
-    """A JSON-comparable copy of a Keras config: objects become their type's name."""
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    return type(value).__qualname__
-
-
-def _qualified_name(obj):
-    kind = obj if isinstance(obj, type) else type(obj)
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
-def _describe(obj):
-    """Class and config (minus the auto-generated ``name``) of a layer or loss."""
-    if not hasattr(obj, "get_config"):
-        name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
-        return {"class": f"{getattr(obj, '__module__', '?')}.{name}"}
-    try:
-        config = dict(obj.get_config())
-    except (NotImplementedError, TypeError):
-        config = {}
-    config.pop("name", None)
-    return {"class": _qualified_name(obj), "config": _plain(config)}
-
-
-def _data_digest(x, labels, dtype):
-    """CRC32 of the features (as the model's dtype) and of the class indices."""
-    features = np.ascontiguousarray(x, dtype=tf.as_dtype(dtype).as_numpy_dtype)
-    crc = zlib.crc32(features.view(np.uint8))  # bytes, whatever the dtype (bfloat16 too)
-    crc = zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes(), crc)
-    return f"{crc:08x}"
-
-
-def run_fingerprint(model, loss_fn, x, y, *, batch_size, learning_rate, seed):
-    """What must be equal for a checkpoint to continue this run.
-
-    ``x`` and one-hot ``y`` are the validated training data. ``epochs`` is not
-    part of it: a finished run can be continued for more epochs.
-    """
-    dtype = model.trainable_variables[0].dtype
-    return {
-        "batch_size": int(batch_size),
-        "learning_rate": float(learning_rate),
-        "seed": None if seed is None else int(seed),
-        "samples": int(x.shape[0]),
-        "features": int(x.shape[1]),
-        "classes": int(y.shape[1]),
-        "data": _data_digest(x, np.argmax(y, axis=1), dtype),
-        "variables": [[list(v.shape), tf.as_dtype(v.dtype).name] for v in model.variables],
-        "model": {
-            "class": _qualified_name(model),
-            "layers": [_describe(layer) for layer in model.layers],
-        },
-        "loss": _describe(loss_fn),
-    }
-
-
-def _first_difference(saved, current, path=""):
-    """``(path, saved value, current value)`` of the first differing leaf, or None."""
-    if isinstance(saved, dict) and isinstance(current, dict):
-        for key in list(saved) + [k for k in current if k not in saved]:
-            if key not in saved or key not in current:
-                return f"{path}.{key}".lstrip("."), saved.get(key, "—"), current.get(key, "—")
-            found = _first_difference(saved[key], current[key], f"{path}.{key}")
-            if found:
-                return found
-        return None
-    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
-        for index, (a, b) in enumerate(zip(saved, current, strict=True)):
-            found = _first_difference(a, b, f"{path}[{index}]")
-            if found:
-                return found
-        return None
-    return None if saved == current else (path.lstrip("."), saved, current)
-
-
-_WHAT = {
-    "data": "the training data (x, y) differ",
-    "variables": "the model's variables differ in shape or dtype",
-    "model": "the model differs",
-    "loss": "the loss differs",
-}
-
-
-def describe_mismatch(saved, current):
-    """One line per differing key of two fingerprints, joined by ``"; "``."""
-    parts = []
-    for key in dict.fromkeys([*saved, *current]):
-        a, b = saved.get(key), current.get(key)
-        if a == b:
-            continue
-        if key in _WHAT:
-            where = _first_difference(a, b)
-            detail = f" ({where[0] or key}: {where[1]!r} there, {where[2]!r} now)" if where else ""
-            if key == "data":
-                detail = ""
-            parts.append(_WHAT[key] + detail)
-        else:
-            parts.append(f"{key} is {a!r} there but {b!r} now")
-    return "; ".join(parts)
-
-
 # --------------------------------------------------------------------------- checkpointer
 def _number(path):
     match = re.search(rf"{CHECKPOINT_NAME}-(\d+)$", path)
     return int(match.group(1)) if match else -1
 
 
+def remove_orphans(directory):
+    """Delete the temporary files and folders of killed saves in ``directory``
+    (:data:`ORPHAN_PATTERNS`); returns their names. Only safe while holding the
+    folder's lock: a running save's temporary files look the same."""
+    removed = []
+    for pattern in ORPHAN_PATTERNS:
+        for path in glob.glob(os.path.join(glob.escape(directory), pattern)):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            removed.append(os.path.basename(path))
+    return removed
+
+
+def _checked_state(state):
+    """``state`` (a checkpoint's ``run_state``) complete and consistent, or ValueError."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"not a tfsoftmax run checkpoint of format {FORMAT}")
+    missing = {"completed_epochs", "stopped", "fingerprint", "history", "rng_state"} - set(state)
+    if missing:
+        raise ValueError(f"its run state lacks {', '.join(sorted(missing))}")
+    epochs = state["completed_epochs"]
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"completed_epochs is {epochs!r}")
+    fingerprint = state["fingerprint"]
+    if not isinstance(fingerprint, dict) or not isinstance(fingerprint.get("variables"), list):
+        raise ValueError("its fingerprint does not list the model's variables")
+    history = History.from_dict(state["history"])  # ValueError if ragged or malformed
+    if len(history.epoch) != epochs:
+        raise ValueError(f"its history has {len(history.epoch)} epochs, not {epochs}")
+    bit_generator = np.random.default_rng().bit_generator
+    try:
+        bit_generator.state = state["rng_state"]
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"its generator state is unusable ({error})") from None
+    return state
+
+
 class RunCheckpointer:
-    """Saves and restores one ``train_sgd`` run in ``directory``.
+    """Saves and restores one ``train_sgd`` run in ``directory``, holding its lock.
 
     Args:
-        directory: the checkpoint folder; created on the first save.
+        directory: the checkpoint folder; created if missing.
         model: the model whose ``variables`` are saved and restored.
         fingerprint: :func:`run_fingerprint` of the current call.
         keep: how many checkpoints to keep (``max_to_keep``).
+
+    Raises:
+        ValueError: ``directory`` is ``""`` or an existing file.
+        tfsoftmax.atomic.OutputError: the folder cannot be created or written.
+        tfsoftmax.run_lock.CheckpointInUseError: another run holds the folder.
+
+    Call :meth:`close` when the run ends (it releases the lock, and removes
+    the folder again if this run created it and saved nothing).
     """
 
     def __init__(self, directory, model, fingerprint, keep):
         directory = os.fspath(directory)
+        if not directory:
+            raise ValueError("checkpoint_dir is empty; pass a folder (use '.' for the current one)")
         if os.path.exists(directory) and not os.path.isdir(directory):
             raise ValueError(f"checkpoint_dir {directory!r} exists and is not a directory")
         self.directory = directory
         self.fingerprint = fingerprint
         self.variables = list(model.variables)
-        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
-        self._state = _RunState()
-        self._checkpoint = tf.train.Checkpoint(
-            model_variables=self.variables, epoch=self._epoch, run_state=self._state
-        )
-        self._keep = keep
+        self._created = not os.path.isdir(directory)
+        self._saved = False
+        size = sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in self.variables)
+        check_writable_directory(directory, "checkpoint_dir", size=min(size, _LARGEST_PROBE))
+        with output_errors(f"checkpoint_dir {directory!r}"):
+            os.makedirs(directory, exist_ok=True)
+            self._lock = DirectoryLock(directory)
         try:
-            self._manager = self._new_manager()
-        except ValueError as error:  # an empty or damaged "checkpoint" state file
-            warnings.warn(
-                f"checkpoint_dir {directory!r}: the CheckpointManager's state file is unreadable "
-                f"({error}); looking for checkpoints by their file names",
-                RuntimeWarning,
-                stacklevel=3,
+            with output_errors(f"checkpoint_dir {directory!r}"):
+                self._lock.acquire()
+                remove_orphans(directory)
+            self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
+            self._state = _RunState()
+            self._checkpoint = tf.train.Checkpoint(
+                model_variables=self.variables, epoch=self._epoch, run_state=self._state
             )
-            self._manager = None
+            self._keep = keep
+            self._manager = self._open_manager()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_manager(self):
+        """The CheckpointManager, or None when the ``checkpoint`` state file is unreadable."""
+        state_file = os.path.join(self.directory, "checkpoint")
+        try:
+            if os.path.lexists(state_file) and not os.path.isfile(state_file):
+                raise ValueError(f"{state_file} is not a file")  # TensorFlow would ignore it
+            return self._new_manager()
+        except (ValueError, tf.errors.OpError) as error:  # emptied, damaged, a folder...
+            reason = str(getattr(error, "message", error)).strip().splitlines()[:1]
+            warnings.warn(
+                f"checkpoint_dir {self.directory!r}: the CheckpointManager's state file is "
+                f"unreadable ({reason[0] if reason else type(error).__name__}); looking for "
+                "checkpoints by their file names",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return None
 
     def _new_manager(self):
         return tf.train.CheckpointManager(
@@ -233,6 +223,17 @@ class RunCheckpointer:
             max_to_keep=self._keep,
             checkpoint_name=CHECKPOINT_NAME,
         )
+
+    def close(self):
+        """Release the folder: temporary files of a failed save removed, the lock
+        dropped, and the folder removed if this run created it and saved nothing."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None and lock.held:
+            remove_orphans(self.directory)
+            lock.release()
+        if self._created and not self._saved:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.directory)
 
     def candidates(self):
         """Checkpoint prefixes, newest first: the manager's record, else a folder scan."""
@@ -243,15 +244,17 @@ class RunCheckpointer:
         return sorted(recorded, key=_number, reverse=True)
 
     def _read(self, path):
+        """The checkpoint at ``path`` read and validated in full, or an exception."""
         reader = tf.train.load_checkpoint(path)
-        state = json.loads(reader.get_tensor(_STATE_KEY))
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"not a tfsoftmax run checkpoint of format {FORMAT}")
+        state = _checked_state(json.loads(reader.get_tensor(_STATE_KEY)))
         count = len(state["fingerprint"]["variables"])
         values = [reader.get_tensor(_VARIABLE_KEY.format(i)) for i in range(count)]
         epoch = int(reader.get_tensor(_EPOCH_KEY))
         if epoch != state["completed_epochs"]:
             raise ValueError(f"epoch counter {epoch} disagrees with the saved state")
+        bad = non_finite_names(values, [f"variable {i}" for i in range(len(values))])
+        if bad:
+            raise ValueError(f"{', '.join(bad)} hold NaN or inf")
         return Snapshot(path, values, state)
 
     def latest(self):
@@ -306,21 +309,33 @@ class RunCheckpointer:
                 )
 
     def resume(self, snapshot, history, rng, verbose=0):
-        """Continue the run saved in ``snapshot``: assign the model's variables,
-        fill ``history`` with the epochs done and set ``rng`` to the saved
-        state. Returns the number of completed epochs."""
+        """Continue the run saved in ``snapshot`` (validated by :meth:`latest`):
+        assign the model's variables, fill ``history`` with the epochs done and
+        set ``rng`` to the saved state. Returns the number of completed epochs."""
+        saved = History.from_dict(snapshot.state["history"])
+        rng.bit_generator.state = snapshot.state["rng_state"]
         for variable, value in zip(self.variables, snapshot.values, strict=True):
             variable.assign(value)
-        saved = History.from_dict(snapshot.state["history"])
         history.epoch, history.epoch_seconds = saved.epoch, saved.epoch_seconds
         history.history = saved.history
-        rng.bit_generator.state = snapshot.state["rng_state"]
         if verbose:
             print(f"Resumed from {snapshot.path}: {snapshot.completed_epochs} epoch(s) done")
         return snapshot.completed_epochs
 
     def save(self, completed_epochs, history, rng, stopped):
-        """Write one checkpoint after ``completed_epochs`` epochs; returns its path."""
+        """Write one checkpoint after ``completed_epochs`` epochs; returns its path.
+
+        Raises:
+            TrainingDivergedError: a variable holds NaN or inf (nothing written).
+            tfsoftmax.atomic.OutputError: the write failed (disk full, ...);
+                the checkpoints written before are untouched.
+        """
+        names = [getattr(v, "path", v.name) for v in self.variables]
+        bad = non_finite_names([v.numpy() for v in self.variables], names)
+        if bad:
+            raise TrainingDivergedError(
+                f"not saving checkpoint {completed_epochs}: {', '.join(bad)} hold NaN or inf"
+            )
         self._state.value = {
             "format": FORMAT,
             "completed_epochs": int(completed_epochs),
@@ -330,9 +345,13 @@ class RunCheckpointer:
             "rng_state": rng.bit_generator.state,
         }
         self._epoch.assign(completed_epochs)
-        if self._manager is None:  # keep the unreadable state file aside; start a new one
-            state_file = os.path.join(self.directory, "checkpoint")
-            if os.path.exists(state_file):
-                os.replace(state_file, state_file + ".unreadable")
-            self._manager = self._new_manager()
-        return self._manager.save(checkpoint_number=completed_epochs)
+        where = f"checkpoint {CHECKPOINT_NAME}-{completed_epochs} in {self.directory!r}"
+        with output_errors(where, also=(tf.errors.OpError,)):
+            if self._manager is None:  # keep the unreadable state file aside; start a new one
+                state_file = os.path.join(self.directory, "checkpoint")
+                if os.path.lexists(state_file):
+                    os.replace(state_file, state_file + ".unreadable")
+                self._manager = self._new_manager()
+            path = self._manager.save(checkpoint_number=completed_epochs)
+        self._saved = True
+        return path

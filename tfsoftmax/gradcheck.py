@@ -1,7 +1,10 @@
 """Gradient check: every custom gradient against three independent derivations.
 
 For each op -- :func:`~tfsoftmax.ops.bias_trick_dense`,
-:func:`~tfsoftmax.ops.jacobian_softmax` with each method,
+:func:`~tfsoftmax.ops.jacobian_softmax` with each method, plain, under a mask
+(``jacobian_softmax+mask``: about 70 % of positions kept, one sample fully
+masked, one not at all) and over the axes :data:`SOFTMAX_AXES` of
+``(batch, 2, classes)`` logits (``jacobian_softmax+axes``),
 :func:`~tfsoftmax.ops.categorical_crossentropy`, and the whole chain
 dense -> softmax -> CCE -- and each dtype (float32, float64), the full Jacobian
 ``J[i, j] = d out_i / d in_j`` the custom gradient defines (one backward pass
@@ -9,7 +12,8 @@ per output element, upstream gradient one-hot) is compared with
 
 1. **autodiff** -- TensorFlow's gradient of the same formula written with
    built-ins (:mod:`tfsoftmax.autodiff`): ``x W[:, :-1]^T + W[:, -1]``,
-   ``tf.nn.softmax``, ``-mean_i sum_k y_ik log yhat_ik``;
+   ``tf.nn.softmax``, ``-mean_i sum_k y_ik log yhat_ik``; for the masked and
+   multi-axis softmax, ``keras.layers.Softmax`` with the same mask or axes;
 2. **finite differences** -- ``tf.test.compute_gradient``'s central
    differences ``(f(x + d e_j) - f(x - d e_j)) / 2d`` of the custom op itself,
    in the checked dtype, with ``d`` from :data:`FD_DELTA`;
@@ -23,7 +27,12 @@ per output element, upstream gradient one-hot) is compared with
    ``G`` (the op's VJP) its weight gradient is multiplied by ``b``, while its
    input gradient ``W[:, :-1]^T G`` is not scaled. The ``"jacobian"`` softmax
    is compared with the reference's per-sample loop (the notebook's explicit
-   Jacobian), ``"vjp"`` with its vectorized backward.
+   Jacobian), ``"vjp"`` with its vectorized backward. The masked and
+   multi-axis softmax are reduced to the plain reference softmax
+   (:mod:`tfsoftmax.gradcheck_reference`).
+
+A replacement ``jacobian_softmax`` (``custom_ops``) that takes no ``mask=`` or
+``axis=`` fails those rows (every error ``inf``).
 
 Every gradient is taken with respect to every differentiable input: ``x`` and
 ``W`` (dense, chain), ``z`` (softmax), ``y_pred`` and ``y_true`` (CCE; the
@@ -67,15 +76,16 @@ import json
 
 import numpy as np
 
-from tfsoftmax import reference
 from tfsoftmax.atomic import write_text
 from tfsoftmax.constants import COMPARISON_DTYPES
+from tfsoftmax.gradcheck_cases import SOFTMAX_AXES, gradcheck_cases, gradcheck_problem
 
 __all__ = [
     "CHECKS",
     "DTYPES",
     "FD_DELTA",
     "OP_NAMES",
+    "SOFTMAX_AXES",
     "TOLERANCES",
     "GradcheckRow",
     "format_table",
@@ -97,6 +107,7 @@ TOLERANCES = {
 FD_DELTA = {"float64": 2.0**-17, "float32": 2.0**-8}
 
 CHECKS = ("autodiff", "finite_diff", "reference")
+
 OP_NAMES = ("bias_trick_dense", "jacobian_softmax", "categorical_crossentropy")
 
 
@@ -137,21 +148,6 @@ def max_relative_error(actual, expected):
     error = float(np.max(np.abs(actual - expected))) if actual.size else 0.0
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     return error / scale if scale > 0 else error
-
-
-# --------------------------------------------------------------------------- inputs
-def _problem(seed, batch, features, classes, dtype):
-    """Inputs in the notebook's ranges: pixels in [0, 1], weights ~0.1, probabilities > 0."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0.0, 1.0, size=(batch, features))
-    w = 0.1 * rng.standard_normal((classes, features + 1))
-    labels = rng.integers(0, classes, batch)
-    y = np.eye(classes)[labels]
-    z = rng.standard_normal((batch, classes))
-    # Probabilities >= 1 / (2 classes), mixed with the uniform distribution:
-    # the finite-difference step stays far from the pole of log at 0.
-    p = 0.5 * np.exp(z) / np.exp(z).sum(axis=1, keepdims=True) + 0.5 / classes
-    return {name: value.astype(dtype) for name, value in dict(x=x, w=w, y=y, z=z, p=p).items()}
 
 
 # --------------------------------------------------------------------------- Jacobians
@@ -202,88 +198,7 @@ def _reference_vjps(vjp, upstreams, out_shape):
     return [np.stack(row) for row in rows]
 
 
-# --------------------------------------------------------------------------- the NumPy side
-def _reference_dense(x, w):
-    """VJP of ``z = x W[:, :-1]^T + W[:, -1]`` via ``reference.Dense`` (features-major)."""
-    batch = x.shape[0]
-
-    def vjp(g):
-        dense = reference.Dense.from_weights(w, method="vectorized")
-        dense.forward(x.T)
-        dx = dense.backward(g.T.astype(x.dtype), 1.0)  # W[:, :-1]^T G: per sample, unscaled
-        return dx.T, batch * dense.weights_gradient  # undo Dense.backward's 1/b
-
-    return vjp
-
-
-def _reference_softmax(z, method):
-    """VJP of softmax via ``reference.Softmax`` (per sample, no 1/b)."""
-    softmax = reference.Softmax("loop" if method == "jacobian" else "vectorized")
-    softmax.forward(z.T)
-    return lambda g: (softmax.backward(g.T.astype(z.dtype)).T,)
-
-
-def _reference_cce(y, p):
-    """VJP of the mean loss wrt ``y_pred``: the reference's per-sample ``-y/yhat`` over ``b``."""
-    gradient = reference.cce_gradient(y.T, p.T).T / y.shape[0]
-    return lambda upstream: (upstream.item() * gradient,)
-
-
-def _reference_chain(x, w, y, method):
-    """VJP of the mean loss wrt ``x`` and ``W`` through the reference's layers."""
-    dense = reference.Dense.from_weights(w, method="vectorized")
-    softmax = reference.Softmax("loop" if method == "jacobian" else "vectorized")
-    probabilities = softmax.forward(dense.forward(x.T))
-    g = softmax.backward(reference.cce_gradient(y.T, probabilities))
-    dx = dense.backward(g, 1.0).T / x.shape[0]  # per-sample input gradients -> the mean's
-    dw = dense.weights_gradient  # already the mean loss's weight gradient
-    return lambda upstream: (upstream.item() * dx, upstream.item() * dw)
-
-
 # --------------------------------------------------------------------------- the checks
-def _cases(custom, data):
-    """``(op, method, custom fn, built-in fn, inputs, out shape, reference VJP)`` per case."""
-    from tfsoftmax.autodiff import categorical_crossentropy as cce
-    from tfsoftmax.autodiff import dense, softmax
-
-    c_dense = custom["bias_trick_dense"]
-    c_softmax = custom["jacobian_softmax"]
-    c_cce = custom["categorical_crossentropy"]
-    x, w, y, z, p = (data[k] for k in "xwyzp")
-
-    yield "bias_trick_dense", "-", c_dense, dense, [x, w], y.shape, _reference_dense(x, w)
-    for m in ("jacobian", "vjp"):
-        yield (
-            "jacobian_softmax",
-            m,
-            lambda z, m=m: c_softmax(z, m),
-            softmax,
-            [z],
-            z.shape,
-            _reference_softmax(z, m),
-        )
-    # Inputs ordered (y_pred, y_true): the reference has the y_pred gradient only.
-    yield (
-        "categorical_crossentropy",
-        "-",
-        lambda p, y: c_cce(y, p),
-        lambda p, y: cce(y, p),
-        [p, y],
-        (),
-        _reference_cce(y, p),
-    )
-    for m in ("jacobian", "vjp"):
-        yield (
-            "dense->softmax->cce",
-            m,
-            lambda x, w, m=m: c_cce(y, c_softmax(c_dense(x, w), m)),
-            lambda x, w: cce(y, softmax(dense(x, w))),
-            [x, w],
-            (),
-            _reference_chain(x, w, y, m),
-        )
-
-
 def _worst(vjps, expected):
     """The largest error over the inputs both sides have gradients for."""
     return max(max_relative_error(a, b) for a, b in zip(vjps, expected, strict=False))
@@ -324,10 +239,13 @@ def run_gradcheck(
 
     rows = []
     for dtype in dtypes:
-        data = _problem(seed, batch, features, classes, dtype)
+        data = gradcheck_problem(seed, batch, features, classes, dtype)
         rng = np.random.default_rng([seed, 1])
-        for op, method, custom_fn, builtin_fn, inputs, shape, ref in _cases(custom, data):
+        for op, method, custom_fn, builtin_fn, inputs, shape, ref in gradcheck_cases(custom, data):
             upstreams = _upstreams(shape, rng)
+            if custom_fn is None:
+                rows.append(GradcheckRow(op, method, dtype, *[np.inf] * 3, dict(TOLERANCES[dtype])))
+                continue
             vjps = _tape_vjps(tf, custom_fn, inputs, upstreams)
             fd = _finite_difference_vjps(tf, custom_fn, inputs, upstreams, FD_DELTA[dtype])
             rows.append(

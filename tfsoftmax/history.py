@@ -57,18 +57,43 @@ class History:
 
     @classmethod
     def from_dict(cls, data):
-        history = cls(data.get("params"))
-        history.epoch = [int(e) for e in data.get("epoch", [])]
-        history.epoch_seconds = [float(s) for s in data.get("epoch_seconds", [])]
-        history.history = {k: [float(v) for v in vs] for k, vs in data["history"].items()}
+        """The inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: ``data`` is malformed, or a metric (or the epoch times)
+                does not hold exactly one value per epoch.
+        """
+        try:
+            history = cls(data.get("params"))
+            history.epoch = [int(e) for e in data.get("epoch", [])]
+            history.epoch_seconds = [float(s) for s in data.get("epoch_seconds", [])]
+            history.history = {str(k): [float(v) for v in vs] for k, vs in data["history"].items()}
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not a History dict ({type(error).__name__}: {error})") from None
+        history.check()
         return history
+
+    def check(self):
+        """Raise ``ValueError`` unless every metric and the epoch times hold one
+        value per recorded epoch."""
+        lengths = {"epoch_seconds": len(self.epoch_seconds)}
+        lengths.update((key, len(values)) for key, values in self.history.items())
+        ragged = {key: n for key, n in lengths.items() if n != len(self.epoch)}
+        if ragged:
+            detail = ", ".join(f"{key} has {n}" for key, n in ragged.items())
+            raise ValueError(f"history is ragged: {len(self.epoch)} epochs but {detail}")
 
     def to_json(self, path):
         """Write the whole history as JSON; returns the path."""
         return write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def to_csv(self, path):
-        """Write one row per epoch (``epoch,loss,accuracy,…``); returns the path."""
+        """Write one row per epoch (``epoch,loss,accuracy,…``); returns the path.
+
+        Raises:
+            ValueError: the history is ragged (see :meth:`check`); nothing is written.
+        """
+        self.check()
         keys = list(self.history)
         buffer = io.StringIO()
         writer = csv.writer(buffer)

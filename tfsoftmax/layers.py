@@ -4,21 +4,41 @@
   one ``(units, inputs + 1)`` kernel (the *bias trick*), computed by
   :func:`tfsoftmax.ops.bias_trick_dense` and its hand-derived gradient.
 * :class:`JacobianSoftmax` — softmax whose backward pass multiplies each
-  sample's Jacobian by the upstream gradient (:func:`tfsoftmax.ops.jacobian_softmax`).
-* :class:`NotebookInitializer` — the notebook's ``0.01·N(0, 1)`` weights with a
-  ``0.01`` bias column, also available as ``kernel_initializer="notebook"``.
-* :func:`to_bias_trick` / :func:`from_bias_trick` — exact converters between a
+  sample's Jacobian by the upstream gradient (:func:`tfsoftmax.ops.jacobian_softmax`),
+  over one or several axes, with Keras' masking.
+* :class:`NotebookInitializer` (defined in :mod:`tfsoftmax.initializers`) — the
+  notebook's ``0.01·N(0, 1)`` weights with a ``0.01`` bias column, also
+  available as ``kernel_initializer="notebook"``.
+* :func:`to_bias_trick` / :func:`from_bias_trick` (defined in
+  :mod:`tfsoftmax.conversions`) — exact converters between a
   ``keras.layers.Dense`` ``(kernel, bias)`` pair and the bias-trick kernel.
 
 Every class is registered as Keras-serializable under the package name
 ``"tfsoftmax"``, so ``keras.models.load_model`` finds them once this module has
 been imported — no ``custom_objects`` needed.
+
+Inputs must be floating-point: calling a layer on integers (e.g. uint8
+pixels) raises ``TypeError`` (``keras.layers.Dense`` would cast them). A Keras
+*model* casts its inputs to its ``keras.Input`` dtype before any layer runs,
+so ``model.predict(uint8_images)`` behaves exactly as with Keras' own layers:
+the values are cast, not scaled — scale them first
+(``tfsoftmax.datasets.preprocess``); :func:`tfsoftmax.train_sgd` refuses them.
 """
 
 import numpy as np
 
 from tfsoftmax import ops
+from tfsoftmax._dense_features import (
+    DenseLayoutConstraint,
+    DenseLayoutRegularizer,
+    check_dense_only_arguments,
+    dense_only_error,
+)
+from tfsoftmax._precision import DTypeError
+from tfsoftmax._softmax_axes import check_axis_argument, softmax_axes
 from tfsoftmax._tf import keras, tf
+from tfsoftmax.conversions import from_bias_trick, to_bias_trick
+from tfsoftmax.initializers import DenseLayoutInitializer, NotebookInitializer, get_initializer
 
 __all__ = [
     "BiasTrickDense",
@@ -29,99 +49,10 @@ __all__ = [
 ]
 
 
-@keras.saving.register_keras_serializable(package="tfsoftmax")
-class NotebookInitializer(keras.initializers.Initializer):
-    """The notebook's initialisation of a bias-trick kernel.
-
-    For a kernel of shape ``(units, inputs + 1)``: the weight columns
-    ``W[:, :-1]`` are drawn from ``0.01·N(0, 1)`` and the bias column
-    ``W[:, -1]`` is set to ``0.01`` — the notebook's
-    ``0.01*np.random.randn(output_size, input_size)`` and
-    ``weights[:, -1] = 0.01``. Pass it (or the string ``"notebook"``) as
-    ``BiasTrickDense(kernel_initializer=...)``.
-
-    Args:
-        seed: ``None``, an integer or a ``keras.random.SeedGenerator``, with the
-            same meaning as for ``keras.initializers.RandomNormal``: an integer
-            or ``None`` gives the same values on every call of one instance.
-
-    Example:
-
-    >>> init = NotebookInitializer(seed=0)
-    >>> w = init((10, 785))
-    >>> w.shape, round(float(w[0, -1]), 6)
-    (TensorShape([10, 785]), 0.01)
-    """
-
-    def __init__(self, seed=None):
-        self._normal = keras.initializers.RandomNormal(mean=0.0, stddev=0.01, seed=seed)
-
-    def __call__(self, shape, dtype=None):
-        shape = tuple(shape)
-        if len(shape) != 2 or shape[1] < 2:
-            raise ValueError(
-                "NotebookInitializer initialises a bias-trick kernel of shape "
-                f"(units, inputs + 1) with inputs >= 1; got shape {shape}"
-            )
-        dtype = dtype or keras.backend.floatx()
-        weights = self._normal((shape[0], shape[1] - 1), dtype=dtype)
-        bias = tf.fill((shape[0], 1), tf.constant(0.01, dtype=dtype))
-        return tf.concat([tf.convert_to_tensor(weights), bias], axis=1)
-
-    def get_config(self):
-        return {"seed": self._normal.get_config()["seed"]}
-
-
-def _get_initializer(identifier):
-    """``"notebook"`` -> :class:`NotebookInitializer`; anything else as Keras resolves it."""
-    if isinstance(identifier, str) and identifier.lower() == "notebook":
-        return NotebookInitializer()
-    return keras.initializers.get(identifier)
-
-
-class _DenseLayoutInitializer:
-    """Initialise a bias-trick kernel the way ``keras.layers.Dense`` initialises its weights.
-
-    The Keras initializer draws Dense's ``(inputs, units)`` kernel — so fan-in
-    and fan-out are ``inputs`` and ``units``, not ``inputs + 1`` — which is
-    transposed into ``W[:, :-1]``; the bias column starts at zero, like
-    Dense's default ``bias_initializer="zeros"``.
-    """
-
-    def __init__(self, initializer):
-        self.initializer = initializer
-
-    def __call__(self, shape, dtype=None):
-        units, columns = shape
-        kernel = tf.convert_to_tensor(self.initializer((columns - 1, units), dtype=dtype))
-        return tf.concat([tf.transpose(kernel), tf.zeros((units, 1), dtype=kernel.dtype)], axis=1)
-
-
-class _OnDenseKernel:
-    """Apply a Keras regularizer or constraint to ``W[:, :-1]`` seen in Dense's layout.
-
-    ``kernel_regularizer`` and ``kernel_constraint`` of ``keras.layers.Dense``
-    act on its ``(inputs, units)`` kernel and never on the bias; this gives
-    a :class:`BiasTrickDense` the same behaviour (a constraint such as
-    ``MaxNorm(axis=0)`` means the same thing on both layers).
-    """
-
-    def __init__(self, fn, is_constraint):
-        self.fn = fn
-        self.is_constraint = is_constraint
-
-    def __call__(self, w):
-        w = tf.convert_to_tensor(w)
-        result = self.fn(tf.transpose(w[:, :-1]))
-        if not self.is_constraint:
-            return result
-        return tf.concat([tf.transpose(tf.convert_to_tensor(result)), w[:, -1:]], axis=1)
-
-
 def _check_floating(layer, inputs):
     dtype = tf.as_dtype(inputs.dtype)
     if not dtype.is_floating:
-        raise TypeError(
+        raise DTypeError(
             f"{type(layer).__name__} '{layer.name}' needs floating-point inputs, got dtype "
             f"{dtype.name}. Cast the inputs first (images: scale them to [0, 1], e.g. "
             "tfsoftmax.datasets.preprocess)."
@@ -133,7 +64,7 @@ def _check_floating_policy(layer):
     policy = layer.dtype_policy
     for kind, name in (("compute", policy.compute_dtype), ("variable", policy.variable_dtype)):
         if not tf.as_dtype(name).is_floating:
-            raise ValueError(
+            raise DTypeError(
                 f"{type(layer).__name__}: `dtype` must be floating-point (float16, bfloat16, "
                 f"float32, float64, or a policy such as 'mixed_float16'); got {kind} dtype {name}"
             )
@@ -143,41 +74,55 @@ def _check_floating_policy(layer):
 class BiasTrickDense(keras.layers.Layer):
     """A dense layer with the bias absorbed into the kernel (the *bias trick*).
 
-    It computes ``outputs = inputs @ W[:, :-1].T + W[:, -1]`` — the notebook's
-    ``Z = W [X; 1]`` in Keras' batch-major layout — with one kernel ``W`` of
-    shape ``(units, inputs + 1)`` whose last column is the bias. The forward
-    and backward passes are :func:`tfsoftmax.ops.bias_trick_dense` and its
-    hand-derived gradient ``dW = Gᵀ [X, 1]``, ``dX = G W[:, :-1]``.
+    It computes ``outputs = activation(inputs @ W[:, :-1].T + W[:, -1])`` — the
+    notebook's ``Z = W [X; 1]`` in Keras' batch-major layout — with one kernel
+    ``W`` of shape ``(units, inputs + 1)`` whose last column is the bias. The
+    product is :func:`tfsoftmax.ops.bias_trick_dense` with its hand-derived
+    gradient ``dW = Gᵀ [X, 1]``, ``dX = G W[:, :-1]``; the activation (any
+    Keras activation, default none) is applied after it, as Dense applies it.
     ``model.summary()`` counts ``units * (inputs + 1)`` parameters, the same
     as ``keras.layers.Dense(units)``; :func:`to_bias_trick` and
     :func:`from_bias_trick` copy weights between the two exactly.
 
-    Initialisation, regularisation and constraints follow ``keras.layers.Dense``:
-    a Keras initializer (default ``"glorot_uniform"``) draws Dense's
-    ``(inputs, units)`` kernel — fan-in ``inputs``, fan-out ``units`` — and the
-    bias column starts at zero, as Dense's bias does. ``kernel_regularizer``
-    and ``kernel_constraint`` see that same ``(inputs, units)`` view,
-    ``W[:, :-1].T``, and leave the bias column alone. The exception is
-    ``"notebook"`` / :class:`NotebookInitializer`, which fills the whole kernel:
-    ``0.01·N(0, 1)`` weights and a ``0.01`` bias column.
+    Initialisation, regularisation and constraints follow ``keras.layers.Dense``
+    on the views ``K = W[:, :-1].T`` (Dense's ``(inputs, units)`` kernel) and
+    ``b = W[:, -1]`` (its bias): the kernel initializer (default
+    ``"glorot_uniform"``, fan-in ``inputs``, fan-out ``units``) draws ``K``, the
+    bias initializer (default zeros) ``b``; the kernel and bias regularizers
+    and constraints see ``K`` and ``b`` (one weight, so one regularization loss,
+    their sum). The exception is ``"notebook"`` / :class:`NotebookInitializer`,
+    which fills the whole kernel: ``0.01·N(0, 1)`` weights and a ``0.01`` bias
+    column (``bias_initializer`` must then be left unset).
 
     Inputs of rank > 2 are handled like ``keras.layers.Dense``: the layer acts
-    on the last axis, ``(batch, ..., inputs) -> (batch, ..., units)``.
+    on the last axis, ``(batch, ..., inputs) -> (batch, ..., units)``. A
+    ``tf.SparseTensor`` input is multiplied as sparse, never densified. A mask
+    (e.g. from ``Embedding(mask_zero=True)``) is passed on unchanged.
+
+    Not offered, on purpose (``ValueError``/``NotImplementedError`` naming
+    ``keras.layers.Dense``): ``use_bias=False`` (the bias trick is the bias),
+    LoRA (``lora_rank``, ``lora_alpha``, ``enable_lora``) and quantization
+    (``quantization_config``, ``quantize``, quantized dtype policies).
 
     Args:
         units: Positive integer, dimensionality of the output space.
-        kernel_initializer: Initializer for the kernel: ``"notebook"``, a
-            :class:`NotebookInitializer`, or any Keras initializer (applied as
-            described above). Defaults to ``"glorot_uniform"``.
-        kernel_regularizer: Optional Keras regularizer for ``W[:, :-1].T``.
-        kernel_constraint: Optional Keras constraint for ``W[:, :-1].T``.
-        **kwargs: Base layer keyword arguments, such as ``name`` and ``dtype``.
+        activation: Any Keras activation (name or callable), applied to the
+            product; ``None`` (default) for the logits themselves.
+        use_bias: Must be ``True`` (the default), there for Dense's signature.
+        kernel_initializer: ``"notebook"``, a :class:`NotebookInitializer`, or
+            any Keras initializer for ``K``. Defaults to ``"glorot_uniform"``.
+        bias_initializer: Optional Keras initializer for ``b`` (zeros if unset).
+        kernel_regularizer, bias_regularizer: Optional Keras regularizers for ``K``, ``b``.
+        kernel_constraint, bias_constraint: Optional Keras constraints for ``K``, ``b``.
+        **kwargs: Base layer keyword arguments, such as ``name``, ``dtype`` and
+            ``activity_regularizer``.
 
     Call arguments:
-        inputs: Floating-point tensor of shape ``(batch, ..., inputs)``.
+        inputs: Floating-point tensor (dense or ``tf.SparseTensor``) of shape
+            ``(batch, ..., inputs)``.
 
     Returns:
-        Tensor of shape ``(batch, ..., units)``: the logits ``Z``.
+        Tensor of shape ``(batch, ..., units)``.
 
     Example:
 
@@ -191,21 +136,45 @@ class BiasTrickDense(keras.layers.Layer):
     def __init__(
         self,
         units,
+        activation=None,
+        use_bias=True,
         kernel_initializer="glorot_uniform",
+        bias_initializer=None,
         kernel_regularizer=None,
+        bias_regularizer=None,
         kernel_constraint=None,
+        bias_constraint=None,
+        lora_rank=None,
+        lora_alpha=None,
+        quantization_config=None,
         **kwargs,
     ):
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(
                 f"BiasTrickDense: `units` must be a positive integer, got units={units!r}"
             )
+        check_dense_only_arguments(use_bias, lora_rank, lora_alpha, quantization_config)
         super().__init__(**kwargs)
         _check_floating_policy(self)
+        if getattr(self.dtype_policy, "quantization_mode", None) is not None:
+            raise dense_only_error(
+                "quantization", f"quantization (dtype policy {self.dtype_policy.name!r})"
+            )
         self.units = int(units)
-        self.kernel_initializer = _get_initializer(kernel_initializer)
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = get_initializer(kernel_initializer)
+        self.bias_initializer = None
+        if bias_initializer is not None:
+            if isinstance(self.kernel_initializer, NotebookInitializer):
+                raise ValueError(
+                    "BiasTrickDense: kernel_initializer='notebook' sets the bias column itself "
+                    "(0.01); leave bias_initializer unset with it"
+                )
+            self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -216,15 +185,14 @@ class BiasTrickDense(keras.layers.Layer):
                 f"BiasTrickDense '{self.name}': the last dimension of the inputs (the number "
                 f"of features) must be known to build the kernel; got input shape {input_shape}"
             )
-        if isinstance(self.kernel_initializer, NotebookInitializer):
-            initializer = self.kernel_initializer
-        else:
-            initializer = _DenseLayoutInitializer(self.kernel_initializer)
+        initializer = self.kernel_initializer
+        if not isinstance(initializer, NotebookInitializer):
+            initializer = DenseLayoutInitializer(initializer, self.bias_initializer)
         regularizer = constraint = None
-        if self.kernel_regularizer is not None:
-            regularizer = _OnDenseKernel(self.kernel_regularizer, is_constraint=False)
-        if self.kernel_constraint is not None:
-            constraint = _OnDenseKernel(self.kernel_constraint, is_constraint=True)
+        if self.kernel_regularizer is not None or self.bias_regularizer is not None:
+            regularizer = DenseLayoutRegularizer(self.kernel_regularizer, self.bias_regularizer)
+        if self.kernel_constraint is not None or self.bias_constraint is not None:
+            constraint = DenseLayoutConstraint(self.kernel_constraint, self.bias_constraint)
         self.kernel = self.add_weight(
             name="kernel",
             shape=(self.units, inputs + 1),
@@ -241,11 +209,22 @@ class BiasTrickDense(keras.layers.Layer):
         # The cast is the float32 -> float16 step of mixed precision (a no-op otherwise).
         kernel = tf.cast(tf.convert_to_tensor(self.kernel), self.compute_dtype)
         if len(inputs.shape) == 2:
-            return ops.bias_trick_dense(inputs, kernel)
-        # Rank > 2: act on the last axis, like keras.layers.Dense.
-        flat = tf.reshape(inputs, [-1, inputs.shape[-1]])
+            outputs = ops.bias_trick_dense(inputs, kernel)
+        else:
+            outputs = self._call_on_last_axis(inputs, kernel)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def _call_on_last_axis(self, inputs, kernel):
+        """Rank > 2: flatten the leading axes, multiply, restore them (like keras.layers.Dense)."""
+        flat_shape = [-1, inputs.shape[-1]]
+        if isinstance(inputs, tf.SparseTensor):
+            flat, leading = tf.sparse.reshape(inputs, flat_shape), inputs.dense_shape[:-1]
+        else:
+            flat, leading = tf.reshape(inputs, flat_shape), tf.shape(inputs, tf.int64)[:-1]
         outputs = ops.bias_trick_dense(flat, kernel)
-        outputs = tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [self.units]], axis=0))
+        outputs = tf.reshape(outputs, tf.concat([leading, [self.units]], axis=0))
         outputs.set_shape(inputs.shape[:-1] + [self.units])
         return outputs
 
@@ -277,14 +256,26 @@ class BiasTrickDense(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
+    def enable_lora(self, *args, **kwargs):
+        """Not offered: raises ``NotImplementedError`` naming ``keras.layers.Dense``."""
+        raise dense_only_error("lora", "LoRA (enable_lora)", NotImplementedError)
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Not offered: raises ``NotImplementedError`` (``model.quantize`` warns and skips it)."""
+        raise dense_only_error("quantization", f"quantize(mode={mode!r})", NotImplementedError)
+
     def get_config(self):
         config = super().get_config()
         config.update(
             {
                 "units": self.units,
+                "activation": keras.activations.serialize(self.activation),
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
             }
         )
         return config
@@ -300,50 +291,78 @@ class JacobianSoftmax(keras.layers.Layer):
     the same product without forming ``J``: ``dz = a ⊙ (g - a·g)``. See
     :func:`tfsoftmax.ops.jacobian_softmax`.
 
+    ``axis`` may name several axes, as for ``keras.layers.Softmax``: the
+    entries that agree outside them are normalised together (one softmax over
+    their ``k = Π n_d`` entries, with that ``k x k`` Jacobian).
+
+    Masks, two kinds, told apart by shape:
+
+    * A mask **shaped like the inputs without their last axis** (rank one
+      less, e.g. ``(batch, steps)`` from ``Embedding(mask_zero=True)`` for
+      ``(batch, steps, classes)`` inputs) is a *timestep* mask, Keras' usual
+      propagated mask: the softmax does not use it and passes it on
+      (:meth:`compute_mask`), so a Keras loss skips the padded steps.
+    * Any other mask is a mask over the softmax's *positions*, with exactly
+      ``keras.layers.Softmax``'s semantics: it broadcasts against the inputs
+      from the right (each dimension 1 or equal, never more dimensions —
+      otherwise ``ValueError``), non-boolean masks keep entries ``> 0.5``,
+      masked positions get probability 0 and a fully masked group is all
+      zeros. With ``a = 0`` at the masked positions, ``J = diag(a) - a aᵀ`` has
+      zero rows and columns there, which is exactly the masked softmax's
+      Jacobian (a masked logit does not reach the output, a masked output is a
+      constant 0), so both backward formulas stay the same.
+
+    (A rank-one-less mask that would also broadcast as positions — only when
+    the batch size equals the number of classes — counts as a timestep mask;
+    pass ``mask[..., None]`` to mean positions.)
+
     Args:
-        axis: Integer, the axis along which the softmax normalisation is
-            applied. Defaults to ``-1``.
+        axis: Integer or tuple of integers, the axes normalised over.
+            Defaults to ``-1``.
         method: ``"jacobian"`` (default) or ``"vjp"``, the backward formula.
         **kwargs: Base layer keyword arguments, such as ``name`` and ``dtype``.
 
     Call arguments:
         inputs: Floating-point logits.
+        mask: Optional boolean (or 0/1) mask, see above.
 
     Returns:
-        Probabilities with the same shape as ``inputs``, summing to 1 along ``axis``.
+        Probabilities with the same shape as ``inputs``, summing to 1 along
+        ``axis`` (to 0 where a position mask masks a whole group).
 
     Example:
 
     >>> layer = JacobianSoftmax()
     >>> layer(np.array([[1.0, 2.0, 1.0]], "float32")).numpy().round(4)
     array([[0.2119, 0.5761, 0.2119]], dtype=float32)
+    >>> layer(np.array([[1.0, 2.0, 1.0]], "float32"), mask=np.array([[1, 0, 1]])).numpy()
+    array([[0.5, 0. , 0.5]], dtype=float32)
     """
 
     def __init__(self, axis=-1, method="jacobian", **kwargs):
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-            raise ValueError(f"JacobianSoftmax: `axis` must be an integer, got axis={axis!r}")
+        axis = check_axis_argument("JacobianSoftmax", axis)
         if method not in ops.SOFTMAX_METHODS:
             raise ValueError(
                 f"JacobianSoftmax: unknown method={method!r}; expected one of {ops.SOFTMAX_METHODS}"
             )
         super().__init__(**kwargs)
         _check_floating_policy(self)
-        self.axis = int(axis)
+        self.axis = axis
         self.method = method
+        self.supports_masking = True
         self._build_at_init()
 
-    def call(self, inputs):
+    def call(self, inputs, mask=None):
         self._check_inputs(inputs)
-        rank = len(inputs.shape)
-        axis = self.axis % rank
-        if axis == rank - 1:
-            return ops.jacobian_softmax(inputs, method=self.method)
-        # Move the softmax axis last, apply, and move it back.
-        perm = [d for d in range(rank) if d != axis] + [axis]
-        outputs = ops.jacobian_softmax(tf.transpose(inputs, perm), method=self.method)
-        return tf.transpose(outputs, np.argsort(perm).tolist())
+        if mask is not None and _is_timestep_mask(mask, inputs):
+            mask = None  # passed on by compute_mask, not applied
+        return ops.jacobian_softmax(inputs, method=self.method, axis=self.axis, mask=mask)
 
-    def compute_output_spec(self, inputs):
+    def compute_mask(self, inputs, mask=None):
+        """The incoming mask, unchanged (``keras.layers.Softmax`` does the same)."""
+        return mask
+
+    def compute_output_spec(self, inputs, mask=None):
         # Functional models: report bad inputs when the model is built, not at predict.
         self._check_inputs(inputs)
         return super().compute_output_spec(inputs)
@@ -351,11 +370,10 @@ class JacobianSoftmax(keras.layers.Layer):
     def _check_inputs(self, inputs):
         _check_floating(self, inputs)
         rank = len(inputs.shape)
-        if not -rank <= self.axis < rank:
-            raise ValueError(
-                f"JacobianSoftmax '{self.name}': axis={self.axis} is out of range for inputs "
-                f"of rank {rank} (shape {tuple(inputs.shape)})"
-            )
+        try:
+            softmax_axes(f"JacobianSoftmax '{self.name}'", self.axis, rank)
+        except ValueError as error:
+            raise ValueError(f"{error} (shape {tuple(inputs.shape)})") from None
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -366,59 +384,12 @@ class JacobianSoftmax(keras.layers.Layer):
         return config
 
 
-def _as_numpy(value, name):
-    try:
-        return np.asarray(value)
-    except Exception as error:  # pragma: no cover - exotic inputs
-        raise TypeError(f"{name} must be array-like, got {type(value).__name__}") from error
-
-
-def to_bias_trick(kernel, bias):
-    """Pack a ``keras.layers.Dense`` ``(kernel, bias)`` into one bias-trick kernel.
-
-    Args:
-        kernel: Dense's kernel, shape ``(inputs, units)`` (NumPy array, tensor
-            or variable).
-        bias: Dense's bias, shape ``(units,)``.
-
-    Returns:
-        NumPy array ``W`` of shape ``(units, inputs + 1)`` with
-        ``W[:, :-1] = kernel.T`` and ``W[:, -1] = bias`` — a copy, exact to the bit.
-
-    Example:
-
-    >>> dense = keras.layers.Dense(10); dense.build((None, 784))
-    >>> w = to_bias_trick(*dense.get_weights())
-    >>> layer = BiasTrickDense(10); layer.build((None, 784)); layer.set_weights([w])
-    """
-    kernel = _as_numpy(kernel, "kernel")
-    bias = _as_numpy(bias, "bias")
-    if kernel.ndim != 2:
-        raise ValueError(f"kernel must be 2-D (inputs, units), got shape {kernel.shape}")
-    if bias.shape != (kernel.shape[1],):
-        raise ValueError(
-            f"bias must have shape (units,) = ({kernel.shape[1]},) to match kernel "
-            f"{kernel.shape}, got shape {bias.shape}"
-        )
-    return np.concatenate([kernel.T, bias[:, None]], axis=1)
-
-
-def from_bias_trick(w):
-    """Split a bias-trick kernel into ``keras.layers.Dense``'s ``(kernel, bias)``.
-
-    Args:
-        w: Bias-trick kernel of shape ``(units, inputs + 1)`` (NumPy array,
-            tensor or variable).
-
-    Returns:
-        ``(kernel, bias)`` NumPy arrays: ``kernel = W[:, :-1].T`` of shape
-        ``(inputs, units)`` and ``bias = W[:, -1]`` of shape ``(units,)``,
-        exact copies, ready for ``dense.set_weights([kernel, bias])``.
-    """
-    w = _as_numpy(w, "w")
-    if w.ndim != 2 or w.shape[1] < 2:
-        raise ValueError(
-            f"w must be a bias-trick kernel of shape (units, inputs + 1) with inputs >= 1, "
-            f"got shape {w.shape}"
-        )
-    return np.ascontiguousarray(w[:, :-1].T), w[:, -1].copy()
+def _is_timestep_mask(mask, inputs):
+    """A mask of one rank less whose shape fits ``inputs.shape[:-1]`` (Keras' propagated mask)."""
+    mask_shape = tf.TensorShape(mask.shape)
+    inputs_shape = tf.TensorShape(inputs.shape)
+    if mask_shape.rank is None or inputs_shape.rank is None:
+        return False
+    return mask_shape.rank == inputs_shape.rank - 1 and mask_shape.is_compatible_with(
+        inputs_shape[:-1]
+    )

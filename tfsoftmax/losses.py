@@ -21,8 +21,15 @@ Where ``y = 0`` that contributes exactly 0 to loss and gradient (never
 ``ŷ`` is not renormalised: for a softmax output that sums to 1 the two give the
 same gradient with respect to the logits up to rounding (the renormalisation
 adds a constant to ``dL/dŷ``, which the softmax Jacobian maps to zero).
+
+dtypes: ``y_true`` may be integer (one-hot labels; cast to ``y_pred``'s
+dtype); an integer ``y_pred`` (NumPy array or tensor) raises ``TypeError`` —
+probabilities are never integers, so it is a mistake, not something to cast —
+as does a non-floating ``dtype=`` (a ``TypeError`` that is also a
+``ValueError``, which this error used to be).
 """
 
+from tfsoftmax._precision import DTypeError
 from tfsoftmax._tf import keras, tf
 from tfsoftmax.ops import per_sample_categorical_crossentropy
 
@@ -71,10 +78,23 @@ class CategoricalCrossentropy(keras.losses.Loss):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         if not tf.as_dtype(self.dtype).is_floating:
-            raise ValueError(
+            raise DTypeError(
                 "CategoricalCrossentropy: `dtype` must be floating-point (float16, bfloat16, "
                 f"float32 or float64); got {self.dtype}"
             )
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # Keras casts y_pred to the loss dtype before `call`; refuse integers first.
+        dtype = getattr(y_pred, "dtype", None)
+        if dtype is not None and not tf.as_dtype(dtype).is_floating:
+            raise DTypeError(
+                "CategoricalCrossentropy: y_pred must be floating-point probabilities, got "
+                f"dtype {tf.as_dtype(dtype).name} (integer labels go in y_true)"
+            )
+        # Not super(): under autograph (a compiled training step) a converted
+        # super() call reads f_locals of every frame on the stack, and those
+        # snapshots keep the caller's objects (the model) alive.
+        return keras.losses.Loss.__call__(self, y_true, y_pred, sample_weight=sample_weight)
 
     def call(self, y_true, y_pred):
         # Keras maps its tensor conversion over nested lists; make them tensors here.

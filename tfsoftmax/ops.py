@@ -19,6 +19,18 @@ in the input dtype. The softmax and both losses compute float16/bfloat16 inputs
 internally in float32 and cast the results (and, through the casts, the
 gradients) back to the input dtype (:func:`tfsoftmax._precision.in_float32`).
 
+:func:`bias_trick_dense` is defined in :mod:`tfsoftmax.dense_ops` (with its
+sparse-input path) and exported here; :func:`jacobian_softmax` also takes a
+Keras-style ``mask`` and several axes (the layout in ``tfsoftmax._softmax_axes``).
+
+Integer inputs are refused with a ``TypeError``, never cast (an integer ``x``
+with a float ``w`` would turn 0-255 pixels into logits of hundreds). The ops
+do not scan their inputs for NaN or inf: that would be a reduction over every
+input on every step; a NaN propagates (into its own row of the softmax, into
+the loss), it is never hidden. ``tf.debugging.enable_check_numerics()`` finds
+where one first appears; :func:`tfsoftmax.train_sgd` checks its data and stops
+on a NaN loss.
+
 All ops work eagerly, inside ``tf.function`` (also with a batch dimension of
 ``None``) and under ``tf.function(jit_compile=True)`` (XLA). Pass weights in as
 tensors or variables; they are converted to tensors *before* the custom-gradient
@@ -29,8 +41,10 @@ import functools
 import warnings
 
 from tfsoftmax._precision import SUPPORTED_DTYPES, check_dtype, in_float32, probability_floor
+from tfsoftmax._softmax_axes import keep_mask, masked_softmax, over_axes, softmax_axes
 from tfsoftmax._tf import tf
 from tfsoftmax.constants import SOFTMAX_METHODS
+from tfsoftmax.dense_ops import bias_trick_dense
 
 __all__ = [
     "JACOBIAN_MAX_ELEMENTS",
@@ -49,99 +63,6 @@ __all__ = [
 #: (256 MiB in float64). A larger one falls back to ``"vjp"`` (same numbers,
 #: no ``k x k`` matrices). Read at trace time, so it can be changed at run time.
 JACOBIAN_MAX_ELEMENTS = 2**25
-
-
-# --------------------------------------------------------------------------- dense
-def _check_dense_shapes(x, w):
-    """Static shape errors as ValueError; what is unknown until run time, as assertions."""
-    for name, t, layout in (("x", x, "(batch, inputs)"), ("w", w, "(units, inputs + 1)")):
-        if t.shape.rank is not None and t.shape.rank != 2:
-            raise ValueError(
-                f"bias_trick_dense expects {name} of rank 2 {layout}, got shape {t.shape}"
-                + ("; flatten the leading dimensions first" if name == "x" else "")
-            )
-    inputs, width = x.shape[-1] if x.shape.rank else None, w.shape[-1] if w.shape.rank else None
-    if inputs is not None and width is not None:
-        if width != inputs + 1:
-            raise ValueError(
-                f"bias_trick_dense: w must have inputs + 1 = {inputs + 1} columns "
-                f"(bias in the last one) for x of shape {x.shape}; got w of shape {w.shape}"
-            )
-        return x
-    # Only reached when a shape is unknown at trace time. The assertions run in
-    # graph mode; XLA compiles Assert to a no-op (its matmul still rejects a
-    # width mismatch, with a less specific message).
-    with tf.control_dependencies(
-        [
-            tf.debugging.assert_rank(x, 2, message="bias_trick_dense: x must be rank 2"),
-            tf.debugging.assert_rank(w, 2, message="bias_trick_dense: w must be rank 2"),
-        ]
-    ):
-        check = tf.debugging.assert_equal(
-            tf.shape(x)[1] + 1,
-            tf.shape(w)[1],
-            message="bias_trick_dense: w must have inputs + 1 columns (bias in the last one)",
-        )
-    with tf.control_dependencies([check]):
-        return tf.identity(x)
-
-
-@tf.custom_gradient
-def _bias_trick_dense(x, w):
-    kernel = w[:, :-1]
-    z = tf.matmul(x, kernel, transpose_b=True) + w[:, -1]
-
-    def grad(g):
-        dx = tf.matmul(g, kernel)
-        dw = tf.concat(
-            [tf.matmul(g, x, transpose_a=True), tf.expand_dims(tf.reduce_sum(g, axis=0), 1)],
-            axis=1,
-        )
-        return dx, dw
-
-    return z, grad
-
-
-def bias_trick_dense(x, w):
-    """Dense layer with the bias absorbed into the weights: ``z = [x, 1] W^T``.
-
-    Forward, for ``x`` of shape ``(b, n)`` and ``W`` of shape ``(u, n + 1)``::
-
-        z = x W[:, :-1]^T + W[:, -1]                   (b, u)
-
-    (the notebook's ``Z = W [X; 1]``, transposed to batch-major, without
-    concatenating a column of ones onto ``x``). Backward, for ``G = dL/dz``
-    ``(b, u)``, the exact derivative -- no batch mean, which belongs to the loss::
-
-        dL/dW = G^T [x, 1] = [G^T x, G^T 1]            (u, n + 1)
-        dL/dx = G W[:, :-1]                            (b, n)
-
-    Args:
-        x: ``(batch, inputs)``, rank 2 only (flatten extra leading dimensions
-            first). float16, bfloat16, float32 or float64.
-        w: ``(units, inputs + 1)`` weights, bias in the last column; a tensor,
-            array or variable of ``x``'s dtype.
-
-    Returns:
-        ``z``, ``(batch, units)``, in the input dtype.
-
-    Raises:
-        ValueError: a statically known rank other than 2, or ``w`` not having
-            ``inputs + 1`` columns. Shapes known only at run time are checked
-            by ``tf.debugging`` assertions (graph mode; XLA drops them).
-        TypeError: unsupported or mismatched dtypes.
-    """
-    with tf.name_scope("bias_trick_dense"):
-        w = tf.convert_to_tensor(w)
-        x = tf.convert_to_tensor(x, dtype_hint=w.dtype)
-        check_dtype("x", x)
-        if w.dtype != x.dtype:
-            raise TypeError(
-                f"bias_trick_dense: x and w must have the same dtype; "
-                f"got x {x.dtype.name} and w {w.dtype.name}"
-            )
-        x = _check_dense_shapes(x, w)
-        return _bias_trick_dense(x, w)
 
 
 # --------------------------------------------------------------------------- softmax
@@ -193,13 +114,28 @@ def _softmax_with_vjp(z):
     return a, lambda g: _softmax_vjp(a, g)
 
 
+# The masked twins: the same backward, on an ``a`` that is 0 at masked positions.
+@tf.custom_gradient
+def _masked_softmax_with_jacobian(z, keep):
+    a = masked_softmax(z, keep)
+    return a, lambda g: (_softmax_jacobian_grad(a, g), None)
+
+
+@tf.custom_gradient
+def _masked_softmax_with_vjp(z, keep):
+    a = masked_softmax(z, keep)
+    return a, lambda g: (_softmax_vjp(a, g), None)
+
+
 _SOFTMAX_OPS = {"jacobian": _softmax_with_jacobian, "vjp": _softmax_with_vjp}
+_MASKED_SOFTMAX_OPS = {"jacobian": _masked_softmax_with_jacobian, "vjp": _masked_softmax_with_vjp}
 
 
-def jacobian_softmax(z, method="jacobian"):
-    """Softmax along the last axis whose backward multiplies by the softmax Jacobian.
+def jacobian_softmax(z, method="jacobian", axis=-1, mask=None):
+    """Softmax whose backward multiplies by the softmax Jacobian; any axes, optional mask.
 
-    Forward (numerically stable: ``tf.nn.softmax`` subtracts the row max)::
+    Forward along the last axis (numerically stable: ``tf.nn.softmax``
+    subtracts the row max)::
 
         a_k = exp(z_k) / sum_j exp(z_j)
 
@@ -213,6 +149,27 @@ def jacobian_softmax(z, method="jacobian"):
     it by ``g`` (one batched matrix-vector product). ``method="vjp"`` uses the
     closed form without materialising ``J`` (what TensorFlow's own
     ``_SoftmaxGrad`` does).
+
+    **Several axes** (``axis=(1, 2)``): each group of entries that agree
+    outside those axes is normalised together -- the axes are moved last and
+    flattened into one of ``k = prod n_d`` entries, the same formulas run on
+    it, and the result is moved back (permutations: exact in both directions).
+
+    **A mask** (``keras.layers.Softmax``'s semantics): ``mask`` broadcasts
+    against ``z`` from the right (each dimension 1 or equal; never more
+    dimensions), non-boolean masks keep entries ``> 0.5``. Masked positions
+    get probability 0, the rest a softmax over the kept positions, a fully
+    masked group is all zeros::
+
+        a_i = [m_i] exp(z_i) / sum_j [m_j] exp(z_j)
+
+    Its Jacobian: for kept ``i, j`` it is the softmax's, ``a_i (delta_ij - a_j)``;
+    a masked ``z_j`` is replaced by a constant, so ``da_i/dz_j = 0``; a masked
+    ``a_i`` is the constant 0, so ``da_i/dz_j = 0``. With ``a_i = 0`` at the
+    masked positions, ``diag(a) - a a^T`` has exactly these zero rows and
+    columns, so the *same* two backward formulas hold unchanged (in a fully
+    masked group ``a = 0`` and the gradient is 0), checked against autodiff of
+    ``keras.layers.Softmax`` and finite differences in ``tests/test_masking.py``.
 
     Memory limit: the explicit Jacobians hold ``batch * k * k`` elements. When that
     exceeds :data:`JACOBIAN_MAX_ELEMENTS` (2**25) the ``"jacobian"`` method falls
@@ -231,23 +188,31 @@ def jacobian_softmax(z, method="jacobian"):
         z: logits ``(..., k)``, rank >= 1; float16, bfloat16, float32 or float64
             (float16/bfloat16 are computed in float32 and cast back).
         method: one of :data:`SOFTMAX_METHODS`, ``"jacobian"`` or ``"vjp"``.
+        axis: an int or a tuple of ints, the axes normalised over (default the last).
+        mask: optional, broadcastable to ``z``; ``True``/``> 0.5`` keeps an entry.
 
     Returns:
         ``a = softmax(z)``, same shape and dtype as ``z``.
 
     Raises:
-        ValueError: unknown ``method`` or a rank-0 ``z``.
+        ValueError: unknown ``method``, a rank-0 ``z``, a bad ``axis`` or a
+            mask that does not broadcast.
         TypeError: unsupported dtype.
     """
     if not isinstance(method, str) or method not in _SOFTMAX_OPS:
         raise ValueError(f"unknown softmax method {method!r}; expected one of {SOFTMAX_METHODS}")
-    op = _SOFTMAX_OPS[method]
     with tf.name_scope("jacobian_softmax"):
         z = tf.convert_to_tensor(z)
         check_dtype("z", z)
         if z.shape.rank == 0:
             raise ValueError("jacobian_softmax expects z of rank >= 1 (..., classes), got a scalar")
-        return in_float32(op, z.dtype, z)
+        axes = softmax_axes("jacobian_softmax", axis, z.shape.rank)
+        if mask is None:
+            op = _SOFTMAX_OPS[method]
+            return in_float32(lambda z: over_axes(op, axes, z), z.dtype, z)
+        keep = keep_mask("jacobian_softmax", mask, z)
+        op = _MASKED_SOFTMAX_OPS[method]
+        return in_float32(lambda z, keep: over_axes(op, axes, z, keep), z.dtype, z, keep)
 
 
 # --------------------------------------------------------------------------- loss

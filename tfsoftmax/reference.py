@@ -19,21 +19,21 @@ Conventions kept from the notebook (the TensorFlow side is checked against them)
 dtype: float64 by default; float32 works end to end. ``Dense`` weights are
 ``dtype`` (default float64) and its inputs are cast to the weights' dtype;
 ``train`` uses ``dtype``, or ``X``'s dtype when that is float32/float64, else
-float64. No TensorFlow is imported here.
-
-Example::
-
-    dense, losses = train(X_train, Y_train)   # (784, n) pixels, (10, n) one-hot
-    accuracy(dense, X_test, y_test)           # y_test: labels or one-hot
+float64. No TensorFlow is imported here. ``train(X_train, Y_train)`` returns
+``(dense, losses)``; ``accuracy(dense, X_test, y_test)`` takes labels or one-hot.
 """
 
 import numpy as np
 
 from tfsoftmax.constants import BATCH_SIZE, EPOCHS, LEARNING_RATE, SEED
+from tfsoftmax.divergence import check_step_finite
 from tfsoftmax.validation import (
+    check_class_indices,
     check_learning_rate,
+    check_learning_rate_in_dtype,
     check_matrix,
     check_positive_int,
+    check_rng,
     is_one_hot,
     reject_integer_features,
 )
@@ -195,7 +195,7 @@ class Dense(Layer):
         check_positive_int("output_size", output_size)
         _check_method("dense", method)
         dtype = _float_dtype(dtype)
-        rng = np.random.default_rng(rng)
+        rng = check_rng(rng)
         weights = np.empty((output_size, input_size + 1))  # bias trick
         weights[:, :-1] = 0.01 * rng.standard_normal((output_size, input_size))
         weights[:, -1] = 0.01
@@ -287,7 +287,7 @@ def generate_batch_indices(num_samples, batch_size, rng=None):
     """
     check_positive_int("num_samples", num_samples)
     check_positive_int("batch_size", batch_size)
-    perm = np.random.default_rng(rng).permutation(num_samples)
+    perm = check_rng(rng).permutation(num_samples)
     return np.split(perm, np.arange(batch_size, num_samples, batch_size))
 
 
@@ -327,6 +327,8 @@ def train(
     each epoch with the 0-based ``epoch`` (index into ``losses``); copy
     ``dense.weights`` to keep a snapshot. Every argument is checked before the
     first step; a bad one raises ``ValueError``.
+
+    A NaN or inf logit, loss or weight raises ``TrainingDivergedError`` (epoch, batch).
     """
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
@@ -334,11 +336,13 @@ def train(
     _check_method("softmax", softmax_method)
     _check_method("dense", dense_method)
     dtype = _float_dtype(dtype, np.asarray(X))
+    with np.errstate(over="ignore"):  # the cast's overflow is the error reported
+        check_learning_rate_in_dtype(learning_rate, float(dtype.type(learning_rate)), dtype.name)
     X = _check_features(X).astype(dtype, copy=False)
     features, n = X.shape
     if initial_weights is None:
         Y = _check_one_hot(Y, None, n).astype(dtype, copy=False)
-        rng = np.random.default_rng(seed)
+        rng = check_rng(seed, "seed")
         dense = Dense(features, Y.shape[0], rng, method=dense_method, dtype=dtype)
     else:
         W = check_matrix("initial_weights", initial_weights)
@@ -349,17 +353,21 @@ def train(
         Y = _check_one_hot(Y, W.shape[0], n, " (initial_weights' rows)").astype(dtype, copy=False)
         dense = Dense.from_weights(W, method=dense_method, dtype=dtype)
     activation = Softmax(softmax_method)
-    shuffle_rng = np.random.default_rng(seed)
+    shuffle_rng = check_rng(seed, "seed")
 
     losses = np.empty(epochs, dtype=np.float64)
     for epoch in range(epochs):
         batches = generate_batch_indices(n, batch_size, shuffle_rng)
         loss = 0.0
-        for idx in batches:
+        for batch, idx in enumerate(batches):
             Yb = Y[:, idx]
-            A = activation.forward(dense.forward(X[:, idx]))
-            loss += float(cce(Yb, A))
-            dense.backward(activation.backward(cce_gradient(Yb, A)), learning_rate)
+            with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+                Z = dense.forward(X[:, idx])
+                check_step_finite(epoch, batch, logits=Z)
+                A = activation.forward(Z)
+                loss += float(cce(Yb, A))
+                dense.backward(activation.backward(cce_gradient(Yb, A)), learning_rate)
+            check_step_finite(epoch, batch, loss=loss, weights=dense.weights)
         losses[epoch] = loss / len(batches)
         if verbose:
             print(f"Epoch {epoch + 1}: loss = {losses[epoch]:f}")
@@ -387,4 +395,6 @@ def accuracy(dense, X, y):
         y = np.argmax(_check_one_hot(y, dense.output_size, pred.size), axis=0)
     elif y.shape != pred.shape:
         raise ValueError(f"y has shape {y.shape} but X has {pred.size} columns")
+    else:
+        y = check_class_indices(y, "y", dense.output_size)
     return float(np.mean(y == pred))

@@ -4,17 +4,24 @@ In this order, so that a bad argument raises ``ValueError`` before anything
 (the model's weights, a checkpoint folder) is changed:
 
 1. the settings: ``epochs, batch_size, keep_checkpoints ≥ 1``, a finite
-   ``learning_rate > 0``, a valid ``seed``, ``verbose ∈ {0, 1, 2}``;
+   ``learning_rate > 0``, a valid ``seed``, ``verbose ∈ {0, 1, 2}``
+   (``callbacks`` are checked by :func:`check_callbacks` just before);
 2. the model: built on ``x``'s width if needed (inside the strategy's scope),
-   with trainable variables of one dtype and one ``(batch, classes)`` output;
+   with trainable variables of one dtype, all finite, and one
+   ``(batch, classes)`` output; the learning rate finite and non-zero in that
+   dtype (``1e39`` is inf in float32, ``1e5`` in float16);
 3. the loss: ``loss``, or :class:`tfsoftmax.losses.CategoricalCrossentropy`
    computing in the model's dtype;
 4. the data: ``x (N, features)`` floating point and finite in the model's
    dtype, ``y`` one-hot ``(N, classes)`` or class indices, the same for
    ``validation_data``;
-5. the checkpoints: the newest one of this run (same fingerprint) read in full;
+5. the checkpoints: the folder checked, created and locked
+   (:class:`tfsoftmax.checkpointing.RunCheckpointer`), the newest checkpoint
+   of this run (same fingerprint) read and validated in full;
 6. the engine (:func:`tfsoftmax.engine.compiled_engine`), and only then a resume
    assigns the checkpoint's weights, history and generator state.
+
+If a step after the folder was locked fails, the folder is released again.
 
 The epoch has ``steps = ⌈N / batch_size⌉`` batches, ``⌊N / batch_size⌋`` of
 them full.
@@ -27,6 +34,7 @@ import numpy as np
 from tfsoftmax._tf import keras, tf
 from tfsoftmax.checkpointing import RunCheckpointer, run_fingerprint
 from tfsoftmax.distribute import strategy_scope, worker_checkpoint_dir
+from tfsoftmax.divergence import non_finite_names
 from tfsoftmax.engine import compiled_engine
 from tfsoftmax.history import History
 from tfsoftmax.progress import Progress
@@ -35,11 +43,25 @@ from tfsoftmax.validation import (
     check_fits_dtype,
     check_labels,
     check_learning_rate,
+    check_learning_rate_in_dtype,
     check_positive_int,
     check_seed,
 )
 
-__all__ = ["TrainingRun", "set_up_run"]
+__all__ = ["TrainingRun", "check_callbacks", "set_up_run"]
+
+
+def check_callbacks(callbacks):
+    """``None``, or a list or tuple of ``keras.callbacks.Callback``; returned as a list."""
+    if callbacks is None:
+        return None
+    if not isinstance(callbacks, list | tuple) or not all(
+        isinstance(callback, keras.callbacks.Callback) for callback in callbacks
+    ):
+        raise ValueError(
+            f"callbacks must be a list of keras.callbacks.Callback or None, got {callbacks!r}"
+        )
+    return list(callbacks)
 
 
 def _checked_settings(epochs, batch_size, learning_rate, seed, keep_checkpoints, verbose):
@@ -88,6 +110,10 @@ def _model_io(model, x):
         model(x[:1])
     if not model.trainable_variables:
         raise ValueError("model has no trainable variables: there is nothing to train")
+    names = [getattr(v, "path", v.name) for v in model.variables]
+    bad = non_finite_names([v.numpy() for v in model.variables], names)
+    if bad:
+        raise ValueError(f"the model's weights hold NaN or inf ({', '.join(bad[:3])})")
     dtype = model.trainable_variables[0].dtype
     output_shape = model.compute_output_shape((None, x.shape[1]))
     if (
@@ -121,18 +147,29 @@ def _largest(dtype):
     return float(tf.as_dtype(dtype).max), tf.as_dtype(dtype).name
 
 
+def _learning_rate_in(learning_rate, dtype):
+    """``learning_rate`` as the model's ``dtype`` holds it: finite and > 0, or ValueError."""
+    cast = float(tf.cast(tf.constant(learning_rate, tf.float64), dtype))
+    return check_learning_rate_in_dtype(learning_rate, cast, tf.as_dtype(dtype).name)
+
+
 def _open_checkpoints(checkpoint_dir, keep, strategy, model, fingerprint, epochs):
-    """The run's :class:`RunCheckpointer` and its newest checkpoint (or ``None``),
-    read in full and checked; nothing is changed yet."""
+    """The run's :class:`RunCheckpointer` (the folder locked) and its newest
+    checkpoint (or ``None``), read in full and checked; nothing is changed yet.
+    On an error the folder is released again."""
     if strategy is not None:
         checkpoint_dir = worker_checkpoint_dir(strategy, checkpoint_dir)
     checkpointer = RunCheckpointer(checkpoint_dir, model, fingerprint, keep)
-    snapshot = checkpointer.latest()
-    if snapshot is not None and snapshot.completed_epochs > epochs:
-        raise ValueError(
-            f"epochs={epochs}, but the run in checkpoint_dir {checkpoint_dir!r} has already "
-            f"done {snapshot.completed_epochs}; pass epochs >= {snapshot.completed_epochs}"
-        )
+    try:
+        snapshot = checkpointer.latest()
+        if snapshot is not None and snapshot.completed_epochs > epochs:
+            raise ValueError(
+                f"epochs={epochs}, but the run in checkpoint_dir {checkpoint_dir!r} has already "
+                f"done {snapshot.completed_epochs}; pass epochs >= {snapshot.completed_epochs}"
+            )
+    except BaseException:
+        checkpointer.close()
+        raise
     return checkpointer, snapshot
 
 
@@ -188,6 +225,7 @@ def set_up_run(
     x = check_features(x)
     with strategy_scope(strategy):
         dtype, num_classes = _model_io(model, x)
+    _learning_rate_in(learning_rate, dtype)
     loss_fn = _resolve_loss(loss, dtype)
     y = check_labels(y, x.shape[0], num_classes)
     x = check_fits_dtype(x, *_largest(dtype))
@@ -197,42 +235,55 @@ def set_up_run(
     checkpointer = snapshot = None
     if checkpoint_dir is not None:
         fingerprint = run_fingerprint(
-            model, loss_fn, x, y, batch_size=batch_size, learning_rate=learning_rate, seed=seed
+            model,
+            loss_fn,
+            x,
+            y,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            validation=validation,
+            jit_compile=jit_compile,
+            replicas=1 if strategy is None else strategy.num_replicas_in_sync,
         )
         checkpointer, snapshot = _open_checkpoints(
             checkpoint_dir, keep_checkpoints, strategy, model, fingerprint, epochs
         )
+    settings = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    try:
+        run = _build_run(x, y, dtype, validation, checkpointer, verbose, settings)
+        run.engine = compiled_engine(model, loss_fn, jit_compile, strategy)
+        if snapshot is not None:
+            run.first_epoch = checkpointer.resume(snapshot, run.history, run.rng, verbose)
+            run.finished = run.first_epoch >= epochs or snapshot.state["stopped"]
+    except BaseException:
+        if checkpointer is not None:
+            checkpointer.close()
+        raise
+    return run
+
+
+def _build_run(x, y, dtype, validation, checkpointer, verbose, settings):
+    """The :class:`TrainingRun` of checked ``x``, ``y`` and ``settings`` (epochs,
+    batch_size, learning_rate, seed), its engine still to be set."""
+    epochs, batch_size = settings["epochs"], settings["batch_size"]
     num_samples = x.shape[0]
     num_full, remainder = divmod(num_samples, batch_size)
     steps = num_full + (1 if remainder else 0)
     progress = Progress(verbose, epochs, steps)
-    run = TrainingRun(
+    return TrainingRun(
         features=tf.constant(x, dtype),
         targets=tf.constant(y, dtype),
-        engine=compiled_engine(model, loss_fn, jit_compile, strategy),
+        engine=None,
         validation=validation,
-        learning_rate=tf.constant(learning_rate, tf.float64),
-        rng=np.random.default_rng(seed),
+        learning_rate=tf.constant(settings["learning_rate"], tf.float64),
+        rng=np.random.default_rng(settings["seed"]),
         epochs=epochs,
         batch_size=batch_size,
         num_samples=num_samples,
         steps=steps,
         chunk=progress.batches_per_call(num_full),
-        history=History(
-            {
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "learning_rate": learning_rate,
-                "seed": seed,
-                "steps": steps,
-                "samples": num_samples,
-                "dtype": str(dtype),
-            }
-        ),
+        history=History({**settings, "steps": steps, "samples": num_samples, "dtype": str(dtype)}),
         progress=progress,
         checkpointer=checkpointer,
     )
-    if snapshot is not None:
-        run.first_epoch = checkpointer.resume(snapshot, run.history, run.rng, verbose)
-        run.finished = run.first_epoch >= epochs or snapshot.state["stopped"]
-    return run

@@ -29,9 +29,16 @@ A run is set up first (:func:`tfsoftmax.run_setup.set_up_run`: every argument
 checked before anything changes, a checkpoint to resume read and checked),
 then the loop runs epoch by epoch: callbacks, progress, validation
 (``val_loss``, ``val_accuracy`` on ``validation_data``, in chunks of
-:data:`EVALUATION_CHUNK`), a checkpoint after every good epoch. A non-finite
-batch loss rolls the weights back to the start of its epoch and raises
-:class:`TrainingDivergedError`.
+:data:`EVALUATION_CHUNK`), a checkpoint after every good epoch.
+
+Divergence: an epoch is good when every batch loss ``L_B`` (checked after
+every compiled call), every weight (``∧ isfinite(w)`` after the epoch's last
+update, on the NumPy copy that is the next epoch's restore point: no extra
+device call) and the validation loss are finite. Otherwise
+the weights go back to their values at the start of the epoch — the last
+finite ones, also those of the last checkpoint — and
+:class:`TrainingDivergedError` is raised; nothing of the diverged epoch is
+recorded or saved.
 """
 
 import time
@@ -40,17 +47,14 @@ import numpy as np
 
 from tfsoftmax import constants
 from tfsoftmax._tf import keras, tf
+from tfsoftmax.divergence import TrainingDivergedError, first_non_finite, non_finite_names
 from tfsoftmax.epochs import ShuffledEpochs
-from tfsoftmax.run_setup import set_up_run
+from tfsoftmax.run_setup import check_callbacks, set_up_run
 
 __all__ = ["EVALUATION_CHUNK", "TrainingDivergedError", "train_sgd"]
 
 #: Samples per call when evaluating validation data.
 EVALUATION_CHUNK = 10_000
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite; the weights were rolled back."""
 
 
 def train_sgd(
@@ -126,10 +130,17 @@ def train_sgd(
         A :class:`tfsoftmax.history.History`.
 
     Raises:
-        ValueError: a bad argument, before anything is changed.
-        TrainingDivergedError: the loss became NaN or inf; the weights are
-            restored to the end of the last good epoch (and no checkpoint is
-            written for the diverged one).
+        ValueError: a bad argument, before anything is changed (a learning
+            rate that overflows the model's dtype, weights that are already
+            NaN or inf, ``checkpoint_dir=""`` included).
+        TrainingDivergedError: a batch loss, a weight or the validation loss
+            became NaN or inf; the weights are restored to the end of the
+            last good epoch (and no checkpoint is written for the diverged one).
+        tfsoftmax.atomic.OutputError: ``checkpoint_dir`` cannot be created or
+            written (checked before the first epoch), or a checkpoint write
+            failed (disk full); the checkpoints written before are intact.
+        tfsoftmax.run_lock.CheckpointInUseError: another run holds
+            ``checkpoint_dir``.
 
     Determinism: the same call (same ``seed``, data, initial weights and
     settings) gives bit-identical weights and history in separate processes
@@ -142,6 +153,7 @@ def train_sgd(
     differently) or ``TF_ENABLE_ONEDNN_OPTS`` (validation metrics) changes the
     last bits; so does another CPU or TensorFlow version.
     """
+    callbacks = check_callbacks(callbacks)
     run = set_up_run(
         model,
         x,
@@ -158,8 +170,17 @@ def train_sgd(
         jit_compile=jit_compile,
         strategy=strategy,
     )
-    if run.finished:
-        return run.history
+    try:
+        if not run.finished:
+            _train_epochs(model, run, callbacks)
+    finally:
+        if run.checkpointer is not None:
+            run.checkpointer.close()
+    return run.history
+
+
+def _train_epochs(model, run, callbacks):
+    """The epoch loop of :func:`train_sgd`, from ``run.first_epoch``."""
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=False, add_progbar=False, model=model, **run.history.params
     )
@@ -167,16 +188,13 @@ def train_sgd(
     callback_list.on_train_begin()
     remaining = range(run.first_epoch, run.epochs)
     shuffled = ShuffledEpochs(run.features, run.targets, run.rng, run.batch_size, remaining)
-    logs = {}
+    logs, good_weights = {}, None
     try:
         for epoch in remaining:
             started = time.perf_counter()
             callback_list.on_epoch_begin(epoch)
             run.progress.start_epoch(epoch)
-            batch_losses, correct = _train_epoch(model, run, shuffled.next(), epoch)
-            logs = {"loss": float(np.mean(batch_losses)), "accuracy": correct / run.num_samples}
-            if run.validation is not None:
-                logs["val_loss"], logs["val_accuracy"] = _evaluate(run.engine, *run.validation)
+            logs, weights = _train_epoch(model, run, shuffled.next(), epoch, good_weights)
             seconds = time.perf_counter() - started
             run.history.record(epoch, logs, seconds)
             run.progress.end_epoch(epoch, logs, seconds)
@@ -186,21 +204,27 @@ def train_sgd(
                 run.checkpointer.save(epoch + 1, run.history, rng, stopped=model.stop_training)
             if model.stop_training:
                 break
+            # The checked end-of-epoch copy is the next restore point, unless a
+            # callback ran: it may have changed the weights (as a checkpoint saw them).
+            good_weights = None if callbacks else weights
     finally:
         shuffled.close()
     callback_list.on_train_end(logs)
-    return run.history
 
 
-def _train_epoch(model, run, batches, epoch):
+def _train_epoch(model, run, batches, epoch, good_weights=None):
     """One epoch over ``batches`` (from :class:`tfsoftmax.epochs.ShuffledEpochs`);
-    returns the per-batch losses and the number of correct predictions. The full
-    batches go through the compiled loop ``run.chunk`` at a time (one call when
-    there is no progress bar), the partial one through the compiled single step.
-    On a non-finite loss the weights go back to their values at the epoch's start."""
+    returns its logs (loss, accuracy, validation metrics) and NumPy copies of
+    ``model.variables`` after it, checked finite. The full batches go through
+    the compiled loop ``run.chunk`` at a time (one call when there is no
+    progress bar), the partial one through the compiled single step. On a
+    non-finite loss or weight the weights go back to their values at the
+    epoch's start (``good_weights``, copied here when None) and
+    :class:`TrainingDivergedError` is raised."""
     full_x, full_y, tail_x, tail_y = batches
     num_full = int(full_x.shape[0])
-    good_weights = [variable.numpy() for variable in model.trainable_variables]
+    if good_weights is None:
+        good_weights = [variable.numpy() for variable in model.variables]
     batch_losses = np.zeros(run.steps)
     correct = 0
     lr = run.learning_rate
@@ -218,22 +242,35 @@ def _train_epoch(model, run, batches, epoch):
         batch_losses[num_full] = float(loss_value)
         correct += int(hits)
         _check_finite(batch_losses, num_full, run.steps, epoch, model, good_weights)
-    return batch_losses, correct
+    weights = [variable.numpy() for variable in model.variables]
+    if non_finite_names(weights, range(len(weights))):
+        _diverged(model, good_weights, epoch, f"the weights became NaN or inf in epoch {epoch + 1}")
+    logs = {"loss": float(np.mean(batch_losses)), "accuracy": correct / run.num_samples}
+    if run.validation is not None:
+        logs["val_loss"], logs["val_accuracy"] = _evaluate(run.engine, *run.validation)
+        if not np.isfinite(logs["val_loss"]):
+            where = f"the validation loss became {logs['val_loss']} after epoch {epoch + 1}"
+            _diverged(model, good_weights, epoch, where)
+    return logs, weights
 
 
 def _check_finite(batch_losses, start, stop, epoch, model, good_weights):
     """Raise :class:`TrainingDivergedError` if a loss in ``[start, stop)`` is not
     finite, after restoring ``good_weights``."""
-    window = batch_losses[start:stop]
-    if np.all(np.isfinite(window)):
-        return
-    first = start + int(np.argmin(np.isfinite(window)))
-    for variable, value in zip(model.trainable_variables, good_weights, strict=True):
+    first = first_non_finite(batch_losses[start:stop])
+    if first is not None:
+        first += start
+        where = f"the loss became {batch_losses[first]} at epoch {epoch + 1}, batch {first + 1}"
+        _diverged(model, good_weights, epoch, where)
+
+
+def _diverged(model, good_weights, epoch, where):
+    """Restore ``good_weights`` (the epoch's start) and raise TrainingDivergedError."""
+    for variable, value in zip(model.variables, good_weights, strict=True):
         variable.assign(value)
     raise TrainingDivergedError(
-        f"training diverged: the loss became {batch_losses[first]} at epoch {epoch + 1}, "
-        f"batch {first + 1}; the weights were restored to their values at the start of "
-        f"epoch {epoch + 1}. Lower the learning rate."
+        f"training diverged: {where}; the weights were restored to their values at the "
+        f"start of epoch {epoch + 1}. Lower the learning rate."
     )
 
 

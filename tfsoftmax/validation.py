@@ -38,9 +38,11 @@ __all__ = [
     "check_label_pair",
     "check_labels",
     "check_learning_rate",
+    "check_learning_rate_in_dtype",
     "check_losses",
     "check_matrix",
     "check_positive_int",
+    "check_rng",
     "check_seed",
     "is_one_hot",
     "reject_integer_features",
@@ -66,6 +68,24 @@ def check_learning_rate(value, name="learning_rate"):
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value}")
     return float(value)
+
+
+def check_learning_rate_in_dtype(value, cast, dtype_name, name="learning_rate"):
+    """``value`` (already checked by :func:`check_learning_rate`) stays a usable
+    step in the model's dtype: ``cast`` — ``value`` as that dtype holds it — is
+    finite and > 0. ``1e39`` is inf in float32, ``1e5`` in float16, and
+    ``1e-8`` is 0 in float16: refused before training, not found after it."""
+    if not math.isfinite(cast):
+        raise ValueError(
+            f"{name} {value:g} overflows {dtype_name}, the model's dtype (it becomes {cast}); "
+            f"use a smaller {name}"
+        )
+    if cast <= 0:
+        raise ValueError(
+            f"{name} {value:g} underflows {dtype_name}, the model's dtype (it becomes 0); "
+            f"use a larger {name}"
+        )
+    return value
 
 
 def check_choice(name, value, choices):
@@ -169,7 +189,7 @@ def _looks_like_unscaled_pixels(array):
 def check_fits_dtype(array, limit, dtype_name, name="x"):
     """Every value of ``array`` stays finite when cast to a dtype whose largest
     finite value is ``limit`` (float16: 65504)."""
-    if np.finfo(array.dtype).max <= limit:
+    if float(np.finfo(array.dtype).max) <= float(limit):  # Python floats: no cast to array.dtype
         return array
     largest = float(np.max(np.abs(array)))
     if largest > limit:
@@ -187,6 +207,14 @@ def check_seed(seed, name="seed"):
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"{name} must be a non-negative integer or None, got {seed!r}")
     return int(seed)
+
+
+def check_rng(rng, name="rng"):
+    """``np.random.default_rng(rng)`` for a generator, bit generator, seed
+    sequence, ``None`` or a seed ``≥ 0``; anything else is a ``ValueError`` naming ``name``."""
+    if not isinstance(rng, np.random.Generator | np.random.BitGenerator | np.random.SeedSequence):
+        check_seed(rng, name)
+    return np.random.default_rng(rng)
 
 
 def check_labels(y, num_samples, num_classes, name="y"):
@@ -242,19 +270,27 @@ def check_losses(losses, name="losses"):
     return values
 
 
-def check_class_indices(labels, name):
-    """1-D integer class indices (whole-number floats accepted), as int64."""
+def check_class_indices(labels, name, num_classes=None):
+    """1-D integer class indices (whole-number floats accepted), as int64; each
+    in ``[0, num_classes)`` when ``num_classes`` is given."""
     values = np.asarray(labels)
     if values.ndim != 1:
         hint = " (one-hot? pass np.argmax(labels, axis=-1))" if values.ndim == 2 else ""
         raise ValueError(f"{name} must be 1-D class indices, got shape {values.shape}{hint}")
+    as_int = None
     if values.size == 0 or values.dtype.kind in "iu":
-        return values.astype(np.int64)
-    if values.dtype.kind == "f" and np.all(np.isfinite(values)):
         as_int = values.astype(np.int64)
-        if np.all(as_int == values):
-            return as_int
-    raise ValueError(f"{name} must hold integer class indices, got dtype {values.dtype}")
+    elif values.dtype.kind == "f" and np.all(np.isfinite(values)):
+        as_int = values.astype(np.int64)
+        as_int = as_int if np.all(as_int == values) else None
+    if as_int is None:
+        raise ValueError(f"{name} must hold integer class indices, got dtype {values.dtype}")
+    outside = as_int.size and (as_int.min() < 0 or as_int.max() >= (num_classes or 0))
+    if num_classes is not None and outside:
+        raise ValueError(
+            f"{name} has labels outside [0, {num_classes}): min {as_int.min()}, max {as_int.max()}"
+        )
+    return as_int
 
 
 def check_label_pair(y_true, y_pred):

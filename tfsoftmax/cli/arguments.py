@@ -56,15 +56,42 @@ positive_float = _argument_type(
 
 
 def add_training_options(parser, default_dtype):
-    """The options of one SGD run (train and compare), with the notebook's defaults."""
+    """The options of one SGD run (train and compare), with the notebook's defaults.
+
+    Every help text shows its default (``%(default)s``): ``--dtype``'s differs
+    between ``train`` (float32) and ``compare`` (float64).
+    """
     group = parser.add_argument_group("training (the notebook's settings by default)")
-    group.add_argument("--epochs", type=positive_int, default=NOTEBOOK["epochs"])
-    group.add_argument("--batch-size", type=positive_int, default=NOTEBOOK["batch_size"])
-    group.add_argument("--learning-rate", type=positive_float, default=NOTEBOOK["learning_rate"])
     group.add_argument(
-        "--seed", type=int, default=NOTEBOOK["seed"], help="initial weights and batch order"
+        "--epochs",
+        type=positive_int,
+        default=NOTEBOOK["epochs"],
+        help="passes over the training set (default: %(default)s)",
     )
-    group.add_argument("--dtype", choices=COMPARISON_DTYPES, default=default_dtype)
+    group.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=NOTEBOOK["batch_size"],
+        help="samples per SGD step (default: %(default)s)",
+    )
+    group.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=NOTEBOOK["learning_rate"],
+        help="SGD step size, w <- w - lr * grad (default: %(default)s)",
+    )
+    group.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=NOTEBOOK["seed"],
+        help="draws the initial weights and the batch order (default: %(default)s)",
+    )
+    group.add_argument(
+        "--dtype",
+        choices=COMPARISON_DTYPES,
+        default=default_dtype,
+        help="floating-point type of data and weights (default: %(default)s)",
+    )
     group.add_argument(
         "--softmax-method",
         choices=SOFTMAX_METHODS,
@@ -75,5 +102,5 @@ def add_training_options(parser, default_dtype):
         "--limit",
         type=positive_int,
         metavar="N",
-        help="train on the first N training samples only (a quick look)",
+        help="train on the first N training samples only, a quick look (default: all 60000)",
     )

@@ -1,4 +1,11 @@
-"""The ``tfsoftmax`` command itself: its parser, and ``main``, which maps errors to exit codes."""
+"""The ``tfsoftmax`` command itself: its parser, and ``main``, which maps errors to exit codes.
+
+Exit codes: 0 done; 1 a failure while running (no MNIST, a diverged run, the
+implementations disagree, TensorFlow not installed — one line naming the fix);
+2 a bad argument (one line); 130 interrupted. Parsing imports no TensorFlow
+(see :mod:`tfsoftmax`), so ``--help``, ``--version`` and argument errors are
+instant.
+"""
 
 import argparse
 import sys
@@ -49,6 +56,11 @@ def main(argv=None):
     except (ValueError, UsageError) as error:
         print(f"tfsoftmax {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
+    except ImportError as error:
+        if error.name != "tensorflow":  # a bug or a broken install: keep the traceback
+            raise
+        print(f"tfsoftmax {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"tfsoftmax {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -8,7 +8,14 @@ from tfsoftmax.cli.data import load_data
 from tfsoftmax.cli.timing import describe_epoch_times, seconds_since_process_start
 from tfsoftmax.constants import NOTEBOOK, STRATEGIES
 
-__all__ = ["add_parser", "check_preset", "run", "strategy_for"]
+__all__ = [
+    "OUTPUT_BYTES",
+    "add_parser",
+    "check_output_paths",
+    "check_preset",
+    "run",
+    "strategy_for",
+]
 
 
 def add_parser(commands):
@@ -68,14 +75,15 @@ def add_parser(commands):
 def run(args):
     import numpy as np
 
+    if args.impl == "numpy" and args.checkpoint_dir is not None:  # before TensorFlow loads
+        raise UsageError("--checkpoint-dir needs --impl custom or keras (train_sgd)")
+    check_preset(args)
+    check_output_paths(args)  # before any work: one line naming the path and the reason
     # The heavy imports (TensorFlow, Keras, Matplotlib) first: they count as start-up.
     from tfsoftmax import models, plots, reference  # noqa: F401
 
     startup = seconds_since_process_start()  # Python, imports (TensorFlow, Keras)
     imported = time.perf_counter()
-    if args.impl == "numpy" and args.checkpoint_dir is not None:
-        raise UsageError("--checkpoint-dir needs --impl custom or keras (train_sgd)")
-    check_preset(args)
     started = time.perf_counter()
     strategy = strategy_for(args)  # before TensorFlow initialises its devices
     data = load_data(args.dtype, args.limit)
@@ -124,6 +132,25 @@ def run(args):
     return 0
 
 
+#: Room the outputs need in ``--out`` (model, weights, figures, history), checked up front.
+OUTPUT_BYTES = 4 * 2**20
+
+
+def check_output_paths(args):
+    """``--out`` and ``--checkpoint-dir`` can be created and written, before any
+    work: else :class:`tfsoftmax.atomic.OutputError` (exit 1), or ``ValueError``
+    for an empty path (exit 2). Nothing is left behind by the check."""
+    from tfsoftmax.atomic import check_writable_directory
+
+    check_writable_directory(args.out, "--out", size=OUTPUT_BYTES)
+    if args.checkpoint_dir is not None:
+        if not args.checkpoint_dir:
+            raise UsageError("--checkpoint-dir is empty; pass a folder")
+        if not os.path.isdir(args.checkpoint_dir) and os.path.exists(args.checkpoint_dir):
+            return  # train_sgd refuses it with its own message (a ValueError)
+        check_writable_directory(args.checkpoint_dir, "--checkpoint-dir")
+
+
 def check_preset(args):
     """``--preset`` sets epochs, batch size and learning rate, for the custom ops only."""
     if args.preset is None:
@@ -151,22 +178,30 @@ def strategy_for(args):
         raise UsageError("--strategy/--devices need --impl custom or keras (train_sgd)")
     from tfsoftmax.distribute import make_strategy
 
-    return make_strategy(kind, args.devices)
+    strategy = make_strategy(kind, args.devices)
+    print(
+        f"Distributed: {type(strategy).__name__}, "
+        f"{strategy.num_replicas_in_sync} replica(s) in sync",
+        flush=True,
+    )
+    return strategy
 
 
 def _train_numpy_reference(args, data, initial, settings):
     """``--impl numpy``: the NumPy reference, its weights then put in the custom-ops model."""
     from tfsoftmax import reference
+    from tfsoftmax.blas import reference_blas_threads
     from tfsoftmax.history import History
     from tfsoftmax.models import notebook_model, set_notebook_weights
 
-    dense, losses = reference.train(
-        data.x_train.T,
-        data.y_train.T,
-        initial_weights=initial,
-        verbose=1 if args.verbose else 0,
-        **settings,
-    )
+    with reference_blas_threads():  # its fastest setting on 2 cores, see tfsoftmax.blas
+        dense, losses = reference.train(
+            data.x_train.T,
+            data.y_train.T,
+            initial_weights=initial,
+            verbose=1 if args.verbose else 0,
+            **settings,
+        )
     history = History({**settings, "impl": "numpy", "dtype": args.dtype})
     for epoch, loss in enumerate(losses):
         history.record(epoch, {"loss": loss}, float("nan"))
@@ -220,23 +255,43 @@ def _train_sgd(args, data, initial, settings, strategy):
 
 
 def _write_outputs(out, history, weights, model, data, predictions):
-    """History, weights, model and figures in ``out``; returns the paths written."""
+    """History, weights, model and figures in ``out``, each written atomically
+    (:func:`tfsoftmax.atomic.replacing`: a full disk leaves the previous file or
+    none, never a truncated one); returns the paths written. Non-finite weights
+    are never written; a failed write is one :class:`tfsoftmax.atomic.OutputError`."""
     import numpy as np
 
     from tfsoftmax import plots
+    from tfsoftmax._tf import tf
+    from tfsoftmax.atomic import output_errors, replacing
+    from tfsoftmax.divergence import TrainingDivergedError
+
+    if not np.all(np.isfinite(weights)):
+        raise TrainingDivergedError("the trained weights hold NaN or inf; nothing was written")
+    with output_errors(f"--out {out!r}", also=(tf.errors.OpError,)):
+        return _write_files(out, history, weights, model, data, predictions, plots, replacing)
+
+
+def _write_files(out, history, weights, model, data, predictions, plots, replacing):
+    """The files of :func:`_write_outputs`, in ``out``."""
+    import numpy as np
 
     os.makedirs(out, exist_ok=True)
     written = [
         history.to_json(os.path.join(out, "history.json")),
         history.to_csv(os.path.join(out, "history.csv")),
     ]
-    np.save(os.path.join(out, "weights.npy"), weights)
+    weights_path = os.path.join(out, "weights.npy")
+    with replacing(weights_path, suffix=".npy") as temporary, open(temporary, "wb") as stream:
+        np.save(stream, weights)
     model_path = os.path.join(out, "model.keras")
-    model.save(model_path)
-    written += [os.path.join(out, "weights.npy"), model_path]
+    with replacing(model_path, suffix=".keras") as temporary:
+        model.save(temporary)
+    written += [weights_path, model_path]
     written += plots.write_training_figures(
         out,
         losses=history.loss,
+        val_losses=history.history.get("val_loss"),
         weights=weights,
         images=data.x_test,
         y_true=data.labels_test,
