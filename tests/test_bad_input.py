@@ -323,3 +323,32 @@ def test_cli_output_and_divergence_failures_are_one_line_exit_1(tmp_path):
         assert len(lines) == 1 and "Traceback" not in done.stderr, (name, done.stderr[-2000:])
         assert re.search(message, lines[0]), (name, lines[0])
     assert sorted(os.listdir(tmp_path)) == ["a-file"] and a_file.read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- compare()
+def _tiny_preprocessed(test_labels):
+    from tfsoftmax.preprocessing import preprocess
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 20)
+    return preprocess(images, labels, images[:5], np.asarray(test_labels), layout="batch-major")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "labels", "message"),
+    [
+        ({"seed": -1}, [0, 1, 2, 3, 4], "seed must be a non-negative integer"),
+        ({"seed": 1.5}, [0, 1, 2, 3, 4], "seed must be a non-negative integer"),
+        ({}, [0, 1, 2, 3, 10], r"data.labels_test.*\[0, 10\)"),
+    ],
+)
+def test_compare_refuses_a_bad_seed_or_out_of_range_test_labels_before_training(
+    kwargs, labels, message
+):
+    from tfsoftmax.compare import compare
+
+    data = _tiny_preprocessed([0, 1, 2, 3, 4])
+    data = type(data)(**{**data.__dict__, "labels_test": np.asarray(labels)})
+    with pytest.raises(ValueError, match=message):
+        compare(data, epochs=1, batch_size=5, **kwargs)

@@ -211,6 +211,110 @@ def test_get_config_from_config_round_trip():
     }
 
 
+def _dense_arguments():
+    """Every BiasTrickDense constructor argument, each set to a non-default value."""
+    return dict(
+        units=5,
+        activation="tanh",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=4),
+        bias_initializer=keras.initializers.Constant(0.25),
+        kernel_regularizer=keras.regularizers.L2(0.01),
+        bias_regularizer=keras.regularizers.L1(0.02),
+        kernel_constraint=keras.constraints.MaxNorm(2.0),
+        bias_constraint=keras.constraints.NonNeg(),
+        name="dense_all",
+        dtype="float64",
+    )
+
+
+def _assert_dense_has_arguments(layer, arguments):
+    """The layer's attributes are the constructor arguments (compared through their configs)."""
+    assert layer.units == arguments["units"]
+    assert layer.activation is keras.activations.get(arguments["activation"])
+    assert (layer.name, layer.dtype) == (arguments["name"], arguments["dtype"])
+    for key in ("kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
+                "kernel_constraint", "bias_constraint"):  # fmt: skip
+        assert type(getattr(layer, key)) is type(arguments[key]), key
+        assert getattr(layer, key).get_config() == arguments[key].get_config(), key
+
+
+def test_config_holds_every_constructor_argument():
+    # Not only from_config(get_config()) == get_config(), which holds when a key is
+    # dropped on both sides: the config must carry each argument, the clone have it.
+    arguments = _dense_arguments()
+    config = BiasTrickDense(**arguments).get_config()
+    assert config["units"] == 5 and config["activation"] == "tanh"
+    assert config["name"] == "dense_all"
+    for key in ("kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
+                "kernel_constraint", "bias_constraint"):  # fmt: skip
+        assert config[key]["config"] == arguments[key].get_config(), key
+    _assert_dense_has_arguments(BiasTrickDense.from_config(config), arguments)
+
+    for axis, method in ((1, "vjp"), ((1, 2), "jacobian"), (-1, "vjp")):
+        config = JacobianSoftmax(axis=axis, method=method, name="sm").get_config()
+        assert (config["axis"], config["method"], config["name"]) == (axis, method, "sm")
+        clone = JacobianSoftmax.from_config(config)
+        assert (clone.axis, clone.method, clone.name) == (axis, method, "sm")
+
+
+@pytest.mark.parametrize("method", ops.SOFTMAX_METHODS)
+def test_softmax_layer_backward_follows_its_method(monkeypatch, method):
+    """The gradient path: "jacobian" builds the explicit Jacobians, "vjp" never does."""
+    calls = []
+    real = ops._explicit_jacobian_product
+    monkeypatch.setattr(
+        ops, "_explicit_jacobian_product", lambda a, g: calls.append(1) or real(a, g)
+    )
+    z = tf.constant(np.random.default_rng(9).normal(size=(4, 3)), "float32")
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        loss = tf.reduce_sum(JacobianSoftmax(method=method)(z) * tf.range(3.0))
+    gradient = tape.gradient(loss, z)
+    assert len(calls) == (method == "jacobian")
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        expected = tf.reduce_sum(tf.nn.softmax(z) * tf.range(3.0))
+    np.testing.assert_allclose(gradient, tape.gradient(expected, z), rtol=1e-5, atol=1e-7)
+
+
+def test_save_and_load_keeps_the_config_and_the_gradient_path(tmp_path, monkeypatch):
+    x, y = blobs()
+    model = keras.Sequential(
+        [
+            keras.Input((12,)),
+            BiasTrickDense(3, activation="tanh", kernel_initializer="notebook"),
+            JacobianSoftmax(axis=-1, method="vjp"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=CategoricalCrossentropy())
+    model.fit(x, y, batch_size=100, epochs=1, shuffle=False, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    for mine, theirs in zip(model.layers, loaded.layers, strict=True):
+        assert theirs.get_config() == mine.get_config()
+    assert (
+        loaded.layers[1].method == "vjp" and loaded.layers[0].activation is keras.activations.tanh
+    )
+
+    calls = []
+    real = ops._explicit_jacobian_product
+    monkeypatch.setattr(
+        ops, "_explicit_jacobian_product", lambda a, g: calls.append(1) or real(a, g)
+    )
+    gradients = []
+    for m in (model, loaded):
+        with tf.GradientTape() as tape:
+            loss = CategoricalCrossentropy()(y, m(x))
+        gradients.append(tape.gradient(loss, m.trainable_variables))
+    assert calls == []  # the vjp backward, after loading too
+    for mine, theirs in zip(*gradients, strict=True):
+        np.testing.assert_array_equal(theirs, mine)
+    # It keeps training exactly as the original would.
+    for m in (model, loaded):
+        m.fit(x, y, batch_size=100, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(loaded.layers[0].kernel.numpy(), model.layers[0].kernel.numpy())
+
+
 def _trained_model(x, y):
     model = softmax_classifier(kernel_initializer="notebook")
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss=CategoricalCrossentropy())
@@ -229,7 +333,11 @@ def test_save_and_load_model_without_custom_objects(tmp_path):
     assert isinstance(loaded.loss, CategoricalCrossentropy)
     assert isinstance(loaded.layers[0].kernel_initializer, NotebookInitializer)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    loaded.fit(x, y, batch_size=100, epochs=1, verbose=0)  # and it keeps training
+    assert loaded.layers[1].get_config() == model.layers[1].get_config()
+    before = loaded.layers[0].kernel.numpy()
+    history = loaded.fit(x, y, batch_size=100, epochs=1, verbose=0)  # and it keeps training
+    assert not np.array_equal(loaded.layers[0].kernel.numpy(), before)
+    assert np.isfinite(history.history["loss"]).all()
 
 
 _LOAD_IN_FRESH_PROCESS = """

@@ -552,3 +552,112 @@ def test_property_no_nan_or_inf(batch, classes, dtype, method, scale, seed):
     rng = np.random.default_rng(seed)
     logits = np.clip(scale * rng.normal(size=(batch, classes)), -1e4, 1e4)
     _assert_finite_at_extreme_logits(logits, rng.integers(0, classes, batch), dtype, method)
+
+
+# ------------------------------------------------------- float32: bars from eps, not guessed
+#: float32's machine epsilon, 2**-23: the spacing of float32 numbers at 1.
+EPS32 = float(np.finfo(np.float32).eps)
+#: Allowed difference, in units of ``EPS32 * scale``, between the op and its autodiff twin.
+FLOAT32_ULPS = 2
+
+
+def _f64(t):
+    return np.asarray(tf.cast(t, tf.float64))
+
+
+def _assert_float32_bar(what, ours, theirs, scale):
+    """``|ours - theirs| <= FLOAT32_ULPS * eps * scale`` entry by entry.
+
+    ``scale`` is each entry's *rounding scale*: the sum of the absolute values
+    of the terms that make it up, ``sum_j |t_j|``, evaluated in float64 from
+    the float32 inputs. Rounding a computed sum (or product) perturbs it by at
+    most a few ``eps * sum_j |t_j|`` -- a few ulps of the entry times its
+    condition ``sum_j |t_j| / |sum_j t_j|`` -- whatever the summation order, so
+    two correct float32 implementations agree to that (measured: at most
+    1.35 ``eps * scale`` over these cases, the chain's ``dL/dW``).
+
+    The bar is only useful if a small relative error shows: an entry without
+    cancellation (``|value| >= scale / 2``) must exist. There a relative error
+    of 1e-6, 8 float32 ulps of the value, is at least 4 ``eps * scale``, over
+    the bar even after the 1.35 of honest rounding.
+    """
+    ours, theirs, scale = _f64(ours), _f64(theirs), np.asarray(scale, np.float64)
+    error = np.abs(ours - theirs)
+    worst = float(np.max(error / np.where(scale > 0, EPS32 * scale, np.inf), initial=0.0))
+    assert np.all(error <= FLOAT32_ULPS * EPS32 * scale), f"{what}: {worst:.2f} eps * scale"
+    assert np.max(np.abs(theirs) / np.where(scale > 0, scale, np.inf)) >= 0.5, what
+
+
+def _float32_problem(seed=31, batch=6, inputs=5, units=4):
+    x, w, y = _problem(seed, batch, inputs, units, dtype=tf.float32)
+    upstream = tf.constant(np.random.default_rng(seed + 1).normal(size=(batch, units)), tf.float32)
+    return x, w, y, upstream
+
+
+def _softmax_grad_scale(a, g):
+    """Rounding scale of ``a * (g - <a, g>)``: ``a * (|g| + <a, |g|>)``."""
+    a, g = _f64(a), np.abs(_f64(g))
+    return a * (g + np.sum(a * g, axis=-1, keepdims=True))
+
+
+def test_float32_dense_within_two_ulps_of_autodiff():
+    x, w, _, upstream = _float32_problem()
+    ours, (our_dx, our_dw) = _grads(_weighted(ops.bias_trick_dense, upstream), x, w)
+    _, (dx, dw) = _grads(_weighted(autodiff.dense, upstream), x, w)
+    ax, aw, ag = np.abs(_f64(x)), np.abs(_f64(w)), np.abs(_f64(upstream))
+    ones = np.ones((ax.shape[0], 1))
+    _assert_float32_bar(
+        "z", ops.bias_trick_dense(x, w), autodiff.dense(x, w), ax @ aw[:, :-1].T + aw[:, -1]
+    )
+    _assert_float32_bar("dL/dx", our_dx, dx, ag @ aw[:, :-1])
+    _assert_float32_bar("dL/dW", our_dw, dw, ag.T @ np.hstack([ax, ones]))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_float32_softmax_within_two_ulps_of_autodiff(method):
+    rng = np.random.default_rng(32)
+    z = tf.constant(rng.normal(size=(8, 7)), tf.float32)
+    upstream = tf.constant(rng.normal(size=(8, 7)), tf.float32)
+    ours, (our_dz,) = _grads(_weighted(lambda z: ops.jacobian_softmax(z, method), upstream), z)
+    _, (dz,) = _grads(_weighted(autodiff.softmax, upstream), z)
+    a = autodiff.softmax(z)
+    # Both sides evaluate the same tf.nn.softmax: one ulp of each entry either way.
+    _assert_float32_bar("a", ops.jacobian_softmax(z, method), a, _f64(a))
+    _assert_float32_bar("dL/dz", our_dz, dz, _softmax_grad_scale(a, upstream))
+
+
+def test_float32_cce_within_two_ulps_of_autodiff():
+    rng = np.random.default_rng(33)
+    y_true = tf.constant(rng.random((6, 5)), tf.float32)  # soft targets: dL/dy_true too
+    y_pred = tf.constant(rng.uniform(0.05, 1.0, (6, 5)), tf.float32)
+    ours, (our_dy, our_dp) = _grads(ops.categorical_crossentropy, y_true, y_pred)
+    theirs, (dy, dp) = _grads(autodiff.categorical_crossentropy, y_true, y_pred)
+    y, p, b = _f64(y_true), _f64(y_pred), 6
+    # log is correctly rounded to about an ulp of its result, like * and /.
+    _assert_float32_bar("L", ours, theirs, np.sum(y * np.abs(np.log(p))) / b)
+    _assert_float32_bar("dL/dy_pred", our_dp, dp, y / p / b)
+    _assert_float32_bar("dL/dy_true", our_dy, dy, np.abs(np.log(p)) / b)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_float32_chain_within_two_ulps_of_autodiff(method):
+    x, w, y, _ = _float32_problem(seed=34)
+    ours, (our_dx, our_dw, _) = _grads(_chain(method), x, w, y)
+    theirs, (dx, dw, _) = _grads(
+        lambda x, w, y: autodiff.categorical_crossentropy(
+            y, autodiff.softmax(autodiff.dense(x, w))
+        ),
+        x,
+        w,
+        y,
+    )
+    a = _f64(autodiff.softmax(autodiff.dense(x, w)))
+    yy, ax, aw, b = _f64(y), np.abs(_f64(x)), np.abs(_f64(w)), x.shape[0]
+    # dL/dz = J^T g with g = -y / a / b; its rounding scale carries on into dW and dx.
+    # Both sides compute z and a with the same kernels (matmul, tf.nn.softmax), so
+    # the loss differs only by the rounding of the sum of y log a.
+    g_scale = _softmax_grad_scale(a, yy / a / b)
+    ones = np.ones((b, 1))
+    _assert_float32_bar("L", ours, theirs, np.sum(yy * np.abs(np.log(a))) / b)
+    _assert_float32_bar("dL/dW", our_dw, dw, g_scale.T @ np.hstack([ax, ones]))
+    _assert_float32_bar("dL/dx", our_dx, dx, g_scale @ aw[:, :-1])

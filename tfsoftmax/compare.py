@@ -66,7 +66,13 @@ from tfsoftmax.constants import (
     SOFTMAX_METHODS,
 )
 from tfsoftmax.preprocessing import first_samples
-from tfsoftmax.validation import check_choice, check_learning_rate, check_positive_int
+from tfsoftmax.validation import (
+    check_choice,
+    check_class_indices,
+    check_learning_rate,
+    check_positive_int,
+    check_seed,
+)
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -269,6 +275,8 @@ def compare(
     epochs, batch_size, learning_rate, gradient_steps, limit = _check_settings(
         epochs, batch_size, learning_rate, gradient_steps, dtype, softmax_method, limit
     )
+    seed = check_seed(seed)
+    check_class_indices(data.labels_test, "data.labels_test", data.y_train.shape[-1])
     from tfsoftmax._tf import keras, tf
 
     data = first_samples(data, limit, dtype)

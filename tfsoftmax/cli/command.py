@@ -64,7 +64,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"tfsoftmax {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (RuntimeError, FloatingPointError, OSError) as error:
+    except (RuntimeError, FloatingPointError, OSError, MemoryError) as error:
         name = type(error).__name__
         print(f"tfsoftmax {args.command}: {name}: {one_line(error)}", file=sys.stderr)
         return 1
