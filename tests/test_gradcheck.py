@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tfsoftmax import autodiff, cli, gradcheck, ops
@@ -50,6 +51,41 @@ def test_stated_tolerances():
         "reference": 1e-10,
     }
     assert gradcheck.TOLERANCES["float32"]["finite_diff"] <= 1e-2
+    # The float32 bars against autodiff and the reference are a few ulps: a
+    # relative error of 1e-6 (8 ulps of float32) must not pass them.
+    eps = float(np.finfo(np.float32).eps)
+    assert gradcheck.FLOAT32_EPS == eps
+    for check in ("autodiff", "reference"):
+        assert gradcheck.TOLERANCES["float32"][check] <= 4 * eps < 1e-6
+
+
+def test_real_float32_errors_are_a_few_ulps(rows):
+    eps = float(np.finfo(np.float32).eps)
+    for row in rows:
+        if row.dtype == "float32":
+            assert max(row.autodiff, row.reference) <= 2.5 * eps, row
+
+
+def _scaled(fn, factor):
+    """``fn`` with its float32 output (and so its gradient) times ``factor``."""
+
+    def scaled(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        return out * factor if out.dtype == tf.float32 else out
+
+    return scaled
+
+
+@pytest.mark.parametrize("op", gradcheck.OP_NAMES)
+def test_a_1e_6_relative_error_in_float32_is_reported(op):
+    """float32 output times 1 + 1e-6 (8 ulps): caught against autodiff and the reference."""
+    rows = gradcheck.run_gradcheck(
+        dtypes=("float32",), custom_ops={op: _scaled(getattr(ops, op), 1 + 1e-6)}
+    )
+    failed = {r.op: r for r in rows if not r.ok}
+    assert op in failed and "dense->softmax->cce" in failed, sorted(failed)
+    for row in failed.values():
+        assert set(row.failed_checks) >= {"autodiff", "reference"}, row
 
 
 def test_metric_is_relative_to_the_largest_entry():

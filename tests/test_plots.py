@@ -353,3 +353,27 @@ def test_bad_tolerance_is_named(tmp_path, data):
 def test_write_training_figures_with_validation_losses(tmp_path, data):
     paths = plots.write_training_figures(tmp_path, **data, val_losses=data["losses"] * 1.1)
     assert_valid_png(paths[0])
+
+
+def test_weight_templates_draw_each_class_weights_without_the_bias(data):
+    weights = data["weights"]
+    figure = figures.weight_templates_figure(weights)
+    panels = [ax for ax in figure.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == [f"class {k}" for k in range(10)]
+    limit = np.abs(weights[:, :-1]).max()
+    for k, ax in enumerate(panels):
+        (image,) = ax.images
+        np.testing.assert_array_equal(image.get_array(), weights[k, :-1].reshape(28, 28))
+        assert image.get_clim() == (-limit, limit)  # one symmetric scale for every panel
+
+
+def test_confusion_matrix_figure_draws_rows_true_and_columns_predicted():
+    y_true = [0, 0, 0, 1, 2, 2]
+    y_pred = [1, 1, 0, 1, 2, 0]
+    (ax, *_) = figures.confusion_matrix_figure(y_true, y_pred, num_classes=3).axes
+    (image,) = ax.images
+    expected = [[1, 2, 0], [0, 1, 0], [1, 0, 1]]  # C[true, predicted], counted by hand
+    np.testing.assert_array_equal(image.get_array(), expected)
+    # Each cell's number is written at (x = predicted, y = true).
+    cells = {(text.get_position(), text.get_text()) for text in ax.texts}
+    assert cells == {((p, t), str(expected[t][p])) for t in range(3) for p in range(3)}

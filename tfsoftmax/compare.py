@@ -291,20 +291,11 @@ def compare(
         "train_samples": int(data.x_train.shape[0]),
         "test_samples": int(data.x_test.shape[0]),
     }
-    initial = reference.Dense(
-        data.x_train.shape[1], data.y_train.shape[1], rng=np.random.default_rng(seed), dtype=dtype
-    ).weights
+    initial = _initial_weights(data, seed, dtype)
 
-    say = print if verbose else (lambda *args, **kwargs: None)
-    results = {}
-    for name in IMPLEMENTATIONS:
-        first = "" if name == "numpy" else "; epoch 1 includes tracing and XLA compilation"
-        say(f"Training {_LABELS[name]} ({epochs} epochs, {dtype}{first}):", flush=True)
-        if name == "numpy":
-            results[name] = _train_reference(data, initial, settings, verbose)
-        else:
-            results[name] = _train_tensorflow(name, data, initial, settings, verbose)
-    say(f"Comparing gradients over the first {gradient_steps} steps", flush=True)
+    results = _train_all(data, initial, settings, verbose)
+    if verbose:
+        print(f"Comparing gradients over the first {gradient_steps} steps", flush=True)
     gradients = gradient_differences(
         data.x_train,
         data.y_train,
@@ -328,6 +319,30 @@ def compare(
         test_predictions={name: results[name][2] for name in IMPLEMENTATIONS},
         versions=versions(tensorflow=tf.__version__, keras=keras.__version__),
     )
+
+
+def _initial_weights(data, seed, dtype):
+    """The reference's initial ``W (classes, features + 1)``, drawn from ``default_rng(seed)``."""
+    features, classes = data.x_train.shape[1], data.y_train.shape[1]
+    return reference.Dense(features, classes, rng=np.random.default_rng(seed), dtype=dtype).weights
+
+
+def _train_all(data, initial, settings, verbose):
+    """``{implementation: (losses, weights per epoch, test predictions, seconds)}``."""
+    results = {}
+    for name in IMPLEMENTATIONS:
+        if verbose:
+            first = "" if name == "numpy" else "; epoch 1 includes tracing and XLA compilation"
+            print(
+                f"Training {_LABELS[name]} ({settings['epochs']} epochs, "
+                f"{settings['dtype']}{first}):",
+                flush=True,
+            )
+        if name == "numpy":
+            results[name] = _train_reference(data, initial, settings, verbose)
+        else:
+            results[name] = _train_tensorflow(name, data, initial, settings, verbose)
+    return results
 
 
 def _trajectory_differences(results):

@@ -4,7 +4,8 @@ An engine is the compiled training of one model with one loss (:class:`Engine`).
 Each SGD step on a batch ``B`` of ``N`` samples does::
 
     L_B = loss(Y_B, model(X_B))                  the batch-mean loss, before the update
-    w  ← w − lr · ∂(L_B + Σ model.losses)/∂w      for every trainable variable w
+    w  ← w − lr_B · ∂(L_B + Σ model.losses)/∂w    for every trainable variable w
+                                                 (lr_B: the batch's rate, given by the caller)
     correct_B = #{i ∈ B : argmax p_i = argmax y_i}
 
 Two implementations, the same results up to floating-point rounding:
@@ -90,8 +91,10 @@ class Engine(Protocol):
 
     def run_batches(self, xb, yb, start, stop, learning_rate):
         """SGD steps on ``xb[i], yb[i]`` for ``start ≤ i < stop`` of ``(batches, batch, ·)``
-        tensors; returns the ``(batches,)`` losses ``L_i`` (before each update,
-        zero outside ``[start, stop)``) and the correct count over those batches."""
+        tensors, batch ``i`` with rate ``learning_rate[i]`` (a ``(batches,)`` float64
+        vector; a scalar is every batch's rate); returns the ``(batches,)`` losses
+        ``L_i`` (before each update, zero outside ``[start, stop)``) and the correct
+        count over those batches."""
 
     def train_step(self, xb, yb, learning_rate):
         """One SGD step on the batch ``(xb, yb)``; returns ``(L_B, correct_B)``."""
@@ -110,16 +113,21 @@ def batch_loop(train_step):
     """``run_batches(xb, yb, start, stop, lr)``: ``train_step`` on ``xb[i], yb[i]``
     for ``start <= i < stop``, returning each batch's loss (float64, at index
     ``i`` of a ``(batches,)`` vector, zeros elsewhere) and the correct count.
-    Meant to be wrapped in one ``tf.function`` (with XLA where it can)."""
+    ``lr`` is one rate for every batch (a scalar) or one per batch, ``lr[i]``
+    for batch ``i`` (a ``(batches,)`` vector: a schedule, computed on the host,
+    costs the loop nothing). Meant to be wrapped in one ``tf.function`` (with
+    XLA where it can)."""
 
-    def run_batches(xb, yb, start, stop, learning_rate):
+    def run_batches(xb, yb, start, stop, learning_rates):
         # A plain while loop, not ``for i in tf.range(start, stop)``: the latter
         # gives XLA a ``maximum_iterations`` it must treat as a compile-time
         # constant, so every new (start, stop) pair would recompile.
         batch_losses = tf.zeros([tf.shape(xb)[0]], tf.float64)
         correct = tf.constant(0, tf.int64)
+        per_batch = learning_rates.shape.rank == 1  # known when traced
         i = start
         while i < stop:
+            learning_rate = learning_rates[i] if per_batch else learning_rates
             loss, hits = train_step(xb[i], yb[i], learning_rate)
             batch_losses = tf.tensor_scatter_nd_update(batch_losses, [[i]], [loss])
             correct += hits

@@ -14,6 +14,10 @@ the trainer, given the same seed, see the same batches.
 The gather of epoch ``e + 1`` runs on a second thread while the compiled loop
 of epoch ``e`` — which keeps a single core busy — runs on the caller's:
 TensorFlow releases the GIL in both.
+
+:func:`array_chunks` trains one such epoch, ``chunk`` full batches per call
+of the compiled loop, then the partial batch; batch ``i`` of the epoch is
+global step ``s₀ + i`` and gets the rate ``η_{s₀+i}``.
 """
 
 import concurrent.futures
@@ -22,7 +26,7 @@ import numpy as np
 
 from tfsoftmax._tf import tf
 
-__all__ = ["ShuffledEpochs"]
+__all__ = ["ShuffledEpochs", "array_chunks", "skip_epochs"]
 
 
 class ShuffledEpochs:
@@ -86,3 +90,46 @@ class ShuffledEpochs:
     def close(self):
         """Stop the gathering thread (a pending gather is cancelled or awaited)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def skip_epochs(rng, num_samples, count):
+    """Advance ``rng`` past ``count`` epochs' permutations (a run resumed at a later
+    epoch by ``keras.callbacks.BackupAndRestore`` then sees the batches it would
+    have seen)."""
+    for _ in range(count):
+        rng.permutation(num_samples)
+
+
+def array_chunks(engine, batches, rate, first_step, chunk, before_chunk=None):
+    """Train one epoch of ``batches`` (from :meth:`ShuffledEpochs.next`).
+
+    Yields ``(losses, correct, samples)`` per engine call: the call's batch
+    losses (float64, before each update), correct count and sample count;
+    ``before_chunk(i)`` is called before the call that starts at batch ``i``.
+    A float rate goes to the compiled loop as a scalar; a schedule as the
+    ``(batches,)`` vector of the call's rates. Closing the generator ends the
+    epoch early.
+    """
+    full_x, full_y, tail_x, tail_y = batches
+    num_full, batch_size = int(full_x.shape[0]), int(full_x.shape[1])
+    for start in range(0, num_full, chunk):
+        stop = min(start + chunk, num_full)
+        if before_chunk is not None:
+            before_chunk(start)
+        if rate.is_constant:
+            rates = tf.constant(rate.value, tf.float64)
+        else:
+            vector = np.zeros(num_full)
+            vector[start:stop] = rate.rates(first_step + start, stop - start)
+            rates = tf.constant(vector)
+        losses, hits = engine.run_batches(
+            full_x, full_y, tf.constant(start), tf.constant(stop), rates
+        )
+        yield losses.numpy()[start:stop], int(hits), (stop - start) * batch_size
+    tail = int(tail_x.shape[0])
+    if tail:
+        if before_chunk is not None:
+            before_chunk(num_full)
+        rates = tf.constant(rate.at(first_step + num_full), tf.float64)
+        loss, hits = engine.train_step(tail_x, tail_y, rates)
+        yield np.array([float(loss)]), int(hits), tail

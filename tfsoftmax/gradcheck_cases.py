@@ -91,27 +91,7 @@ def gradcheck_cases(custom, data):
             z.shape,
             reference_softmax(z, m),
         )
-    keep, z3 = data["keep"], data["z3"]
-    for m in ("jacobian", "vjp"):
-        yield (
-            "jacobian_softmax+mask",
-            m,
-            _with_keywords(c_softmax, m, mask=keep),
-            lambda z: _keras_softmax(z, -1, keep),
-            [z],
-            z.shape,
-            reference_masked_softmax(z, keep, m),
-        )
-    for m in ("jacobian", "vjp"):
-        yield (
-            "jacobian_softmax+axes",
-            m,
-            _with_keywords(c_softmax, m, axis=SOFTMAX_AXES),
-            lambda z: _keras_softmax(z, SOFTMAX_AXES, None),
-            [z3],
-            z3.shape,
-            reference_softmax_over_axes(z3, SOFTMAX_AXES, m),
-        )
+    yield from _masked_and_multi_axis_cases(c_softmax, data)
     # Inputs ordered (y_pred, y_true): the reference has the y_pred gradient only.
     yield (
         "categorical_crossentropy",
@@ -131,4 +111,29 @@ def gradcheck_cases(custom, data):
             [x, w],
             (),
             reference_chain(x, w, y, m),
+        )
+
+
+def _masked_and_multi_axis_cases(c_softmax, data):
+    """The softmax with a position mask, and over several axes, both methods."""
+    z, keep, z3 = data["z"], data["keep"], data["z3"]
+    for m in ("jacobian", "vjp"):
+        yield (
+            "jacobian_softmax+mask",
+            m,
+            _with_keywords(c_softmax, m, mask=keep),
+            lambda z: _keras_softmax(z, -1, keep),
+            [z],
+            z.shape,
+            reference_masked_softmax(z, keep, m),
+        )
+    for m in ("jacobian", "vjp"):
+        yield (
+            "jacobian_softmax+axes",
+            m,
+            _with_keywords(c_softmax, m, axis=SOFTMAX_AXES),
+            lambda z: _keras_softmax(z, SOFTMAX_AXES, None),
+            [z3],
+            z3.shape,
+            reference_softmax_over_axes(z3, SOFTMAX_AXES, m),
         )

@@ -23,8 +23,10 @@ class Progress:
     """Keras' Progbar for ``verbose=1``, one line per epoch for ``verbose=2``."""
 
     def __init__(self, verbose, epochs, steps):
+        """``steps`` per epoch, or None when unknown (a dataset of unknown length)."""
         self.verbose, self.epochs, self.steps = verbose, epochs, steps
         self.bar = None
+        self.done = 0
 
     def batches_per_call(self, num_full):
         """``⌈num_full / updates⌉`` (at least 1): the full batches trained between
@@ -39,12 +41,14 @@ class Progress:
 
     def update(self, done, loss):
         """``done`` batches trained so far, their mean loss ``loss``."""
+        self.done = done
         if self.bar is not None:
             self.bar.update(done, values=[("loss", loss)], finalize=False)
 
     def end_epoch(self, epoch, logs, seconds):
         text = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
         if self.bar is not None:
-            self.bar.update(self.steps, values=[(k, v) for k, v in logs.items()], finalize=True)
+            done = self.steps if self.steps is not None else self.done
+            self.bar.update(done, values=[(k, v) for k, v in logs.items()], finalize=True)
         elif self.verbose == 2:
             print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {text}")

@@ -3,18 +3,23 @@
 In this order, so that a bad argument raises ``ValueError`` before anything
 (the model's weights, a checkpoint folder) is changed:
 
-1. the settings: ``epochs, batch_size, keep_checkpoints ≥ 1``, a finite
-   ``learning_rate > 0``, a valid ``seed``, ``verbose ∈ {0, 1, 2}``
-   (``callbacks`` are checked by :func:`check_callbacks` just before);
-2. the model: built on ``x``'s width if needed (inside the strategy's scope),
-   with trainable variables of one dtype, all finite, and one
-   ``(batch, classes)`` output; the learning rate finite and non-zero in that
-   dtype (``1e39`` is inf in float32, ``1e5`` in float16);
-3. the loss: ``loss``, or :class:`tfsoftmax.losses.CategoricalCrossentropy`
-   computing in the model's dtype;
+1. the settings: ``epochs, batch_size, keep_checkpoints, steps_per_execution
+   ≥ 1``, the learning rate (:class:`tfsoftmax.learning_rate.LearningRate`: a
+   finite float > 0, a schedule or a callable), a valid ``seed``,
+   ``verbose ∈ {0, 1, 2}`` (``callbacks`` are checked by
+   :func:`check_callbacks` just before);
+2. the model (:mod:`tfsoftmax.model_io`): built on the first sample if
+   needed (inside the strategy's scope), with trainable variables of one
+   dtype, all finite, and one ``(batch, classes)`` output; a float learning
+   rate finite and non-zero in that dtype (``1e39`` is inf in float32,
+   ``1e5`` in float16);
+3. the loss (:func:`tfsoftmax.loss_resolution.resolve_loss`): any loss Keras
+   accepts, or tfsoftmax's CCE computing in the model's dtype;
 4. the data: ``x (N, features)`` floating point and finite in the model's
-   dtype, ``y`` one-hot ``(N, classes)`` or class indices, the same for
-   ``validation_data``;
+   dtype (integer token ids for a model whose input is integer), ``y``
+   one-hot ``(N, classes)`` or class indices, the same for
+   ``validation_data``; or a ``tf.data.Dataset`` of ``(x, y)`` batches
+   (:mod:`tfsoftmax.streaming`: its structure, not its values);
 5. the checkpoints: the folder checked, created and locked
    (:class:`tfsoftmax.checkpointing.RunCheckpointer`), the newest checkpoint
    of this run (same fingerprint) read and validated in full;
@@ -24,31 +29,47 @@ In this order, so that a bad argument raises ``ValueError`` before anything
 If a step after the folder was locked fails, the folder is released again.
 
 The epoch has ``steps = ⌈N / batch_size⌉`` batches, ``⌊N / batch_size⌋`` of
-them full.
+them full (a dataset: its cardinality, None when unknown). The batches run
+in compiled chunks of ``chunk`` batches: ``steps_per_execution`` when a
+callback listens to batches (:mod:`tfsoftmax.callback_hooks`), otherwise as
+few as the progress display allows (one per epoch without a bar).
 """
 
 import dataclasses
 
 import numpy as np
 
+from tfsoftmax import streaming
 from tfsoftmax._tf import keras, tf
+from tfsoftmax.callback_hooks import has_progress_bar, wants_batch_hooks
 from tfsoftmax.checkpointing import RunCheckpointer, run_fingerprint
 from tfsoftmax.distribute import strategy_scope, worker_checkpoint_dir
-from tfsoftmax.divergence import non_finite_names
 from tfsoftmax.engine import compiled_engine
 from tfsoftmax.history import History
+from tfsoftmax.learning_rate import LearningRate
+from tfsoftmax.loss_resolution import resolve_loss
+from tfsoftmax.model_io import (
+    check_token_ids,
+    input_dtype,
+    model_dtype_and_classes,
+    takes_integer_input,
+)
 from tfsoftmax.progress import Progress
 from tfsoftmax.validation import (
     check_features,
     check_fits_dtype,
     check_labels,
-    check_learning_rate,
     check_learning_rate_in_dtype,
     check_positive_int,
     check_seed,
+    reject_integer_features,
 )
 
-__all__ = ["TrainingRun", "check_callbacks", "set_up_run"]
+__all__ = ["DATASET_CHUNK", "TrainingRun", "check_callbacks", "set_up_run"]
+
+#: Steps between two read-backs of the batch losses when training from a
+#: dataset and no callback listens to batches.
+DATASET_CHUNK = 64
 
 
 def check_callbacks(callbacks):
@@ -64,82 +85,51 @@ def check_callbacks(callbacks):
     return list(callbacks)
 
 
-def _checked_settings(epochs, batch_size, learning_rate, seed, keep_checkpoints, verbose):
+def _checked_settings(settings, verbose):
     """The numeric settings, checked (step 1 of the module docstring)."""
-    checked = (
-        check_positive_int("epochs", epochs),
-        check_positive_int("batch_size", batch_size),
-        check_learning_rate(learning_rate),
-        check_seed(seed),
-        check_positive_int("keep_checkpoints", keep_checkpoints),
-    )
+    for name in ("epochs", "batch_size", "keep_checkpoints", "steps_per_execution"):
+        settings[name] = check_positive_int(name, settings[name])
+    settings["seed"] = check_seed(settings["seed"])
+    settings["rate"] = LearningRate(settings.pop("learning_rate"))
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-    return checked
+    return settings
 
 
-# dtype name -> the default loss for models whose variables have that dtype.
-_DEFAULT_LOSSES = {}
+def _checked_x(model, x):
+    """``x`` checked: floating-point features, or token ids for an integer-input model."""
+    if takes_integer_input(model) and np.asarray(x).dtype.kind in "iu":
+        return check_token_ids(x)
+    return check_features(x)
 
 
-def _resolve_loss(loss, dtype):
-    """``loss``, or tfsoftmax's CCE computing in the model's variable ``dtype``.
-
-    A Keras loss computes in its own dtype (``floatx()`` unless told), so the
-    default for a float64 model must be a float64 loss, not a float32 one.
-    """
-    if loss is None:
-        name = tf.as_dtype(dtype).name
-        if name not in _DEFAULT_LOSSES:
-            from tfsoftmax.losses import CategoricalCrossentropy
-
-            _DEFAULT_LOSSES[name] = CategoricalCrossentropy(dtype=name)
-        return _DEFAULT_LOSSES[name]
-    if isinstance(loss, str):
-        return keras.losses.get(loss)
-    if not callable(loss):
-        raise ValueError(f"loss must be a callable loss(y_true, y_pred) or None, got {loss!r}")
-    return loss
+def _features_tensor(model, x, dtype):
+    """``x`` as the tensor the model is fed: integer ids keep the input's integer dtype."""
+    if x.dtype.kind in "iu":
+        return tf.constant(x, input_dtype(model) or tf.int32)
+    return tf.constant(x, dtype)
 
 
-def _model_io(model, x):
-    """Build ``model`` on ``x``'s width if needed; return (variable dtype, classes)."""
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
-    if not model.built or not model.trainable_variables:
-        model(x[:1])
-    if not model.trainable_variables:
-        raise ValueError("model has no trainable variables: there is nothing to train")
-    names = [getattr(v, "path", v.name) for v in model.variables]
-    bad = non_finite_names([v.numpy() for v in model.variables], names)
-    if bad:
-        raise ValueError(f"the model's weights hold NaN or inf ({', '.join(bad[:3])})")
-    dtype = model.trainable_variables[0].dtype
-    output_shape = model.compute_output_shape((None, x.shape[1]))
-    if (
-        isinstance(output_shape, list | tuple)
-        and output_shape
-        and isinstance(output_shape[0], tuple | list)
-    ):
-        raise ValueError("model must have a single output of class probabilities")
-    if len(output_shape) != 2 or output_shape[-1] is None:
-        raise ValueError(
-            f"model must output (batch, classes) probabilities, its output shape is "
-            f"{tuple(output_shape)}"
+def _validation_tensors(model, validation_data, features, num_classes, dtype):
+    """``validation_data`` checked like the training ``features`` (a tensor or a
+    prepared dataset), as tensors of the same kind (or a prepared dataset)."""
+    x_spec = features.element_spec[0] if streaming.is_dataset(features) else features
+    integer, width = x_spec.dtype.is_integer, x_spec.shape[1]
+    if streaming.is_dataset(validation_data):
+        streaming.check_dataset(validation_data, "validation_data")
+        return streaming.prepared(
+            validation_data, x_spec.dtype, dtype, num_classes, "validation_data"
         )
-    return dtype, int(output_shape[-1])
-
-
-def _validation_tensors(validation_data, x, num_classes, dtype):
-    """``validation_data`` checked like the training data, as ``dtype`` tensors."""
     if not isinstance(validation_data, list | tuple) or len(validation_data) != 2:
-        raise ValueError("validation_data must be a pair (x_val, y_val)")
-    x_val = check_features(validation_data[0], "validation_data[0]")
-    if x_val.shape[1] != x.shape[1]:
-        raise ValueError(f"validation_data[0] has {x_val.shape[1]} features but x has {x.shape[1]}")
+        raise ValueError("validation_data must be a pair (x_val, y_val) or a tf.data.Dataset")
+    check = check_token_ids if integer else check_features
+    x_val = check(validation_data[0], "validation_data[0]")
+    if width is not None and x_val.shape[1] != width:
+        raise ValueError(f"validation_data[0] has {x_val.shape[1]} features but x has {width}")
     y_val = check_labels(validation_data[1], x_val.shape[0], num_classes, "validation_data[1]")
-    check_fits_dtype(x_val, *_largest(dtype), "validation_data[0]")
-    return tf.constant(x_val, dtype), tf.constant(y_val, dtype)
+    if not integer:
+        check_fits_dtype(x_val, *_largest(dtype), "validation_data[0]")
+    return _features_tensor(model, x_val, dtype), tf.constant(y_val, dtype)
 
 
 def _largest(dtype):
@@ -147,10 +137,12 @@ def _largest(dtype):
     return float(tf.as_dtype(dtype).max), tf.as_dtype(dtype).name
 
 
-def _learning_rate_in(learning_rate, dtype):
-    """``learning_rate`` as the model's ``dtype`` holds it: finite and > 0, or ValueError."""
-    cast = float(tf.cast(tf.constant(learning_rate, tf.float64), dtype))
-    return check_learning_rate_in_dtype(learning_rate, cast, tf.as_dtype(dtype).name)
+def _learning_rate_in(rate, dtype):
+    """A float rate as the model's ``dtype`` holds it: finite and > 0, or ValueError."""
+    if rate.value is None:
+        return
+    cast = float(tf.cast(tf.constant(rate.value, tf.float64), dtype))
+    check_learning_rate_in_dtype(rate.value, cast, tf.as_dtype(dtype).name)
 
 
 def _open_checkpoints(checkpoint_dir, keep, strategy, model, fingerprint, epochs):
@@ -176,86 +168,98 @@ def _open_checkpoints(checkpoint_dir, keep, strategy, model, fingerprint, epochs
 @dataclasses.dataclass
 class TrainingRun:
     """One :func:`tfsoftmax.training.train_sgd` call, set up: the checked data as
-    tensors of the model's dtype, the engine, the shuffling generator, the
-    history, the progress display and the checkpoints. ``first_epoch`` is where
-    the loop starts (after a resume), ``finished`` that a resumed run has
-    nothing left to do; ``chunk`` full batches go into one engine call."""
+    tensors of the model's dtype (or the prepared dataset), the engine, the
+    learning rate, the shuffling generator, the history, the progress display
+    and the checkpoints. ``first_epoch`` is where the loop starts (after a
+    resume), ``finished`` that a resumed run has nothing left to do; ``chunk``
+    full batches go into one engine call, and the callbacks' batch hooks run
+    between two calls when ``batch_hooks``."""
 
     engine: object
-    features: tf.Tensor
-    targets: tf.Tensor
-    validation: tuple | None
-    learning_rate: tf.Tensor
+    features: object
+    targets: object
+    validation: object
+    rate: LearningRate
     rng: np.random.Generator
     epochs: int
     batch_size: int
-    num_samples: int
-    steps: int
+    num_samples: int | None
+    steps: int | None
     chunk: int
+    batch_hooks: bool
+    verbose: int
     history: History
     progress: Progress
     checkpointer: RunCheckpointer | None
     first_epoch: int = 0
     finished: bool = False
+    step: int = 0  # the global step: updates done so far in the run
+
+    @property
+    def dataset(self):
+        """The prepared ``tf.data.Dataset``, or None for in-memory arrays."""
+        return self.features if streaming.is_dataset(self.features) else None
+
+    @property
+    def params(self):
+        """What the callbacks get as ``params``: fit's ``epochs``, ``steps``,
+        ``verbose``, and the run's settings."""
+        return {**self.history.params, "verbose": self.verbose}
 
 
-def set_up_run(
-    model,
-    x,
-    y,
-    *,
-    epochs,
-    batch_size,
-    learning_rate,
-    seed,
-    loss,
-    validation_data,
-    verbose,
-    checkpoint_dir,
-    keep_checkpoints,
-    jit_compile,
-    strategy,
-):
+def set_up_run(model, x, y, *, loss, validation_data, verbose, callbacks, strategy, **settings):
     """:func:`tfsoftmax.training.train_sgd`'s arguments checked — a ``ValueError``
     before anything is changed — and the run built; resumed from
-    ``checkpoint_dir`` if it holds a checkpoint of this run."""
-    epochs, batch_size, learning_rate, seed, keep_checkpoints = _checked_settings(
-        epochs, batch_size, learning_rate, seed, keep_checkpoints, verbose
-    )
-    x = check_features(x)
+    ``checkpoint_dir`` if it holds a checkpoint of this run.
+
+    ``settings``: ``epochs, batch_size, learning_rate, seed, checkpoint_dir,
+    keep_checkpoints, jit_compile, steps_per_execution``.
+    """
+    settings = _checked_settings(dict(settings), verbose)
+    if settings["checkpoint_dir"] is not None and any(
+        isinstance(callback, keras.callbacks.BackupAndRestore) for callback in callbacks or ()
+    ):
+        raise ValueError(
+            "checkpoint_dir and a BackupAndRestore callback both resume a run; use one of them"
+        )
+    if streaming.is_dataset(x):
+        streaming.check_dataset(
+            x, y=y, strategy=strategy, checkpoint_dir=settings["checkpoint_dir"]
+        )
+        sample = streaming.first_features(x)[:1]
+        if not takes_integer_input(model):
+            reject_integer_features("x (the dataset's features)", sample)
+    else:
+        x = _checked_x(model, x)
+        sample = x[:1]
     with strategy_scope(strategy):
-        dtype, num_classes = _model_io(model, x)
-    _learning_rate_in(learning_rate, dtype)
-    loss_fn = _resolve_loss(loss, dtype)
-    y = check_labels(y, x.shape[0], num_classes)
-    x = check_fits_dtype(x, *_largest(dtype))
+        dtype, num_classes = model_dtype_and_classes(model, sample)
+    _learning_rate_in(settings["rate"], dtype)
+    loss_fn = resolve_loss(loss, dtype)
+    if streaming.is_dataset(x):
+        x_dtype = (input_dtype(model) or tf.int32) if sample.dtype.kind in "iu" else dtype
+        features, targets = streaming.prepared(x, x_dtype, dtype, num_classes), None
+    else:
+        y = check_labels(y, x.shape[0], num_classes)
+        if x.dtype.kind == "f":
+            x = check_fits_dtype(x, *_largest(dtype))
+        features, targets = _features_tensor(model, x, dtype), y
     validation = None
     if validation_data is not None:
-        validation = _validation_tensors(validation_data, x, num_classes, dtype)
+        validation = _validation_tensors(model, validation_data, features, num_classes, dtype)
     checkpointer = snapshot = None
-    if checkpoint_dir is not None:
-        fingerprint = run_fingerprint(
-            model,
-            loss_fn,
-            x,
-            y,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-            validation=validation,
-            jit_compile=jit_compile,
-            replicas=1 if strategy is None else strategy.num_replicas_in_sync,
-        )
-        checkpointer, snapshot = _open_checkpoints(
-            checkpoint_dir, keep_checkpoints, strategy, model, fingerprint, epochs
-        )
-    settings = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    if settings["checkpoint_dir"] is not None:
+        checkpointer, snapshot = _checkpoints(model, loss_fn, x, y, validation, strategy, settings)
     try:
-        run = _build_run(x, y, dtype, validation, checkpointer, verbose, settings)
-        run.engine = compiled_engine(model, loss_fn, jit_compile, strategy)
+        run = _build_run(features, targets, dtype, validation, checkpointer, verbose, settings)
+        run.batch_hooks = wants_batch_hooks(callbacks)
+        run.chunk = _chunk(run, settings["steps_per_execution"])
+        if has_progress_bar(callbacks):  # Keras' ProgbarLogger replaces ours
+            run.progress = Progress(0, run.epochs, run.steps)
+        run.engine = compiled_engine(model, loss_fn, settings["jit_compile"], strategy)
         if snapshot is not None:
             run.first_epoch = checkpointer.resume(snapshot, run.history, run.rng, verbose)
-            run.finished = run.first_epoch >= epochs or snapshot.state["stopped"]
+            run.finished = run.first_epoch >= run.epochs or snapshot.state["stopped"]
     except BaseException:
         if checkpointer is not None:
             checkpointer.close()
@@ -263,27 +267,80 @@ def set_up_run(
     return run
 
 
-def _build_run(x, y, dtype, validation, checkpointer, verbose, settings):
-    """The :class:`TrainingRun` of checked ``x``, ``y`` and ``settings`` (epochs,
-    batch_size, learning_rate, seed), its engine still to be set."""
-    epochs, batch_size = settings["epochs"], settings["batch_size"]
-    num_samples = x.shape[0]
-    num_full, remainder = divmod(num_samples, batch_size)
-    steps = num_full + (1 if remainder else 0)
+def _checkpoints(model, loss_fn, x, y, validation, strategy, settings):
+    """The checkpointer and snapshot of ``settings["checkpoint_dir"]`` (step 5)."""
+    rate = settings["rate"]
+    fingerprint = run_fingerprint(
+        model,
+        loss_fn,
+        x,
+        y,
+        batch_size=settings["batch_size"],
+        learning_rate=rate.value if rate.value is not None else 0.0,
+        seed=settings["seed"],
+        validation=validation,
+        jit_compile=settings["jit_compile"],
+        replicas=1 if strategy is None else strategy.num_replicas_in_sync,
+    )
+    fingerprint["learning_rate"] = rate.describe()
+    return _open_checkpoints(
+        settings["checkpoint_dir"],
+        settings["keep_checkpoints"],
+        strategy,
+        model,
+        fingerprint,
+        settings["epochs"],
+    )
+
+
+def _chunk(run, steps_per_execution):
+    """Full batches per engine call (module docstring)."""
+    if run.batch_hooks:
+        return steps_per_execution
+    if run.dataset is not None:
+        return DATASET_CHUNK
+    return run.progress.batches_per_call(run.num_samples // run.batch_size)
+
+
+def _build_run(features, targets, dtype, validation, checkpointer, verbose, settings):
+    """The :class:`TrainingRun` of checked ``features`` (a tensor or a prepared
+    dataset), ``targets`` (one-hot array or None) and ``settings``; its engine,
+    chunk and batch hooks still to be set."""
+    epochs, batch_size, rate = settings["epochs"], settings["batch_size"], settings["rate"]
+    if streaming.is_dataset(features):
+        cardinality = int(features.cardinality())
+        steps = cardinality if cardinality >= 0 else None
+        num_samples = None
+    else:
+        num_samples = int(features.shape[0])
+        num_full, remainder = divmod(num_samples, batch_size)
+        steps = num_full + (1 if remainder else 0)
+        targets = tf.constant(targets, dtype)
     progress = Progress(verbose, epochs, steps)
+    params = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": rate.describe(),
+        "seed": settings["seed"],
+        "steps": steps,
+        "samples": num_samples,
+        "dtype": str(dtype),
+    }
     return TrainingRun(
-        features=tf.constant(x, dtype),
-        targets=tf.constant(y, dtype),
+        features=features,
+        targets=targets,
         engine=None,
         validation=validation,
-        learning_rate=tf.constant(settings["learning_rate"], tf.float64),
+        rate=rate,
         rng=np.random.default_rng(settings["seed"]),
         epochs=epochs,
         batch_size=batch_size,
         num_samples=num_samples,
         steps=steps,
-        chunk=progress.batches_per_call(num_full),
-        history=History({**settings, "steps": steps, "samples": num_samples, "dtype": str(dtype)}),
+        chunk=1,
+        batch_hooks=False,
+        verbose=verbose,
+        history=History(params),
         progress=progress,
         checkpointer=checkpointer,
     )

@@ -31,6 +31,17 @@ then the loop runs epoch by epoch: callbacks, progress, validation
 (``val_loss``, ``val_accuracy`` on ``validation_data``, in chunks of
 :data:`EVALUATION_CHUNK`), a checkpoint after every good epoch.
 
+Keras habits (``model.fit``'s): ``learning_rate`` may be a float, a
+``keras.optimizers.schedules.LearningRateSchedule`` or a callable of the
+global step (:mod:`tfsoftmax.learning_rate`); with callbacks,
+``model.optimizer`` is, during the call, a small optimizer holding the rate
+actually used and the step count, so ``LearningRateScheduler``,
+``ReduceLROnPlateau``, ``TensorBoard`` and ``CSVLogger`` see and change the
+real rate; the whole callback protocol is driven
+(:mod:`tfsoftmax.callback_hooks`); ``loss`` is anything Keras accepts
+(:mod:`tfsoftmax.loss_resolution`); ``x`` may be a ``tf.data.Dataset``
+(:mod:`tfsoftmax.streaming`).
+
 Divergence: an epoch is good when every batch loss ``L_B`` (checked after
 every compiled call), every weight (``∧ isfinite(w)`` after the epoch's last
 update, on the NumPy copy that is the next epoch's restore point: no extra
@@ -41,26 +52,27 @@ finite ones, also those of the last checkpoint — and
 recorded or saved.
 """
 
+import contextlib
 import time
 
 import numpy as np
 
 from tfsoftmax import constants
-from tfsoftmax._tf import keras, tf
+from tfsoftmax.callback_hooks import backup_initial_epoch, make_callback_list
 from tfsoftmax.divergence import TrainingDivergedError, first_non_finite, non_finite_names
-from tfsoftmax.epochs import ShuffledEpochs
+from tfsoftmax.epochs import ShuffledEpochs, array_chunks, skip_epochs
+from tfsoftmax.evaluation import EVALUATION_CHUNK, evaluate
+from tfsoftmax.learning_rate import TrainerOptimizer, attached_optimizer
 from tfsoftmax.run_setup import check_callbacks, set_up_run
+from tfsoftmax.streaming import DatasetEpochs, dataset_chunks
 
 __all__ = ["EVALUATION_CHUNK", "TrainingDivergedError", "train_sgd"]
-
-#: Samples per call when evaluating validation data.
-EVALUATION_CHUNK = 10_000
 
 
 def train_sgd(
     model,
     x,
-    y,
+    y=None,
     *,
     epochs=constants.EPOCHS,
     batch_size=constants.BATCH_SIZE,
@@ -74,6 +86,7 @@ def train_sgd(
     keep_checkpoints=3,
     jit_compile=True,
     strategy=None,
+    steps_per_execution=1,
 ):
     """Train ``model`` with plain mini-batch SGD over shuffled batches.
 
@@ -88,20 +101,52 @@ def train_sgd(
             ``BiasTrickDense(10)`` + ``JacobianSoftmax``, a deeper model, or
             Keras built-ins. Built on first use if needed.
         x: ``(samples, features)`` floating-point features (scaled; integer
-            image arrays are rejected).
+            image arrays are rejected), or integer token ids for a model whose
+            input is integer (a ``keras.Input`` of an integer dtype, or an
+            ``Embedding`` first); or a ``tf.data.Dataset`` of ``(x, y)``
+            batches, iterated once per epoch in its own order
+            (:mod:`tfsoftmax.streaming`; ``y``, ``batch_size`` and ``seed``
+            then do not apply).
         y: ``(samples, classes)`` one-hot labels, or ``(samples,)`` integer
-            class indices.
+            class indices; None with a dataset.
         epochs: number of passes over the data (≥ 1).
         batch_size: samples per batch (≥ 1); a last partial batch is kept.
-        learning_rate: the SGD step size, finite and > 0.
+        learning_rate: the SGD step size: a finite float > 0, a
+            ``keras.optimizers.schedules.LearningRateSchedule`` (called with
+            the global step, 0 for the run's first batch, as an optimizer
+            calls it) or a callable ``f(step)`` (or ``f()``) returning the
+            rate (:mod:`tfsoftmax.learning_rate`). Rates of a schedule are
+            computed on the host for each compiled call, never retracing it.
         seed: seeds the shuffling generator ``np.random.default_rng(seed)``.
-        loss: ``loss(y_true, y_pred) -> scalar`` mean batch loss; defaults to
+        loss: anything ``model.compile(loss=...)`` takes — a
+            ``keras.losses.Loss``, a name (``"categorical_crossentropy"``) or a
+            function of per-sample losses, averaged over the batch as Keras
+            does (:mod:`tfsoftmax.loss_resolution`); defaults to
             :class:`tfsoftmax.losses.CategoricalCrossentropy`.
-        validation_data: optional ``(x_val, y_val)``, evaluated after every
-            epoch as ``val_loss`` and ``val_accuracy``.
+        validation_data: optional ``(x_val, y_val)`` or a ``tf.data.Dataset``
+            of ``(x, y)`` batches, evaluated after every epoch as ``val_loss``
+            and ``val_accuracy``.
         verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
-        callbacks: Keras callbacks; they get ``on_epoch_end(epoch, logs)``,
-            and ``model.stop_training = True`` ends training early.
+        callbacks: Keras callbacks, driven as ``model.fit`` drives them
+            (:mod:`tfsoftmax.callback_hooks`): ``on_train_begin/end``,
+            ``on_epoch_begin/end`` (logs: ``loss``, ``accuracy``, ``val_*``
+            and ``learning_rate``, the rate of the epoch's last update),
+            ``on_test_begin/end`` and ``on_test_batch_*`` around validation,
+            and ``on_train_batch_begin/end`` (logs: the epoch's running
+            ``loss`` and ``accuracy``) — the batch hooks only when some
+            callback overrides them, once every ``steps_per_execution``
+            batches (then the epoch runs in compiled chunks of that many
+            batches; otherwise in one call). ``params`` holds ``epochs``,
+            ``steps`` and ``verbose``. ``model.stop_training = True`` ends
+            training (after the current chunk). During the call
+            ``model.optimizer`` is a
+            :class:`tfsoftmax.learning_rate.TrainerOptimizer` holding the rate
+            (callbacks may set it) and the global step; a compiled model's
+            own optimizer is put back afterwards and never used. A
+            ``BackupAndRestore`` callback resumes at the epoch it saved, with
+            the batch order of an uninterrupted run. ``TerminateOnNaN`` sees
+            a NaN batch loss, and then the run stops with
+            :class:`TrainingDivergedError` as below.
         checkpoint_dir: optional folder for checkpoint and resume
             (:mod:`tfsoftmax.checkpointing`). After every epoch the model's
             variables, the epoch counter, the history so far and the
@@ -125,6 +170,10 @@ def train_sgd(
             ones on the same global batch (see :mod:`tfsoftmax.engine`).
             On a multi-worker run every worker calls ``train_sgd`` with the
             same data and seed. ``None``: one device, the XLA fast path.
+            Not with a ``tf.data.Dataset`` (refused with a ``ValueError``).
+        steps_per_execution: batches per compiled call between two calls of
+            the callbacks' batch hooks (≥ 1; Keras' setting of that name).
+            Used only when a callback listens to batches.
 
     Returns:
         A :class:`tfsoftmax.history.History`.
@@ -165,42 +214,53 @@ def train_sgd(
         loss=loss,
         validation_data=validation_data,
         verbose=verbose,
+        callbacks=callbacks,
         checkpoint_dir=checkpoint_dir,
         keep_checkpoints=keep_checkpoints,
         jit_compile=jit_compile,
         strategy=strategy,
+        steps_per_execution=steps_per_execution,
     )
     try:
         if not run.finished:
-            _train_epochs(model, run, callbacks)
+            optimizer = None
+            if callbacks:
+                optimizer = TrainerOptimizer(run.rate, run.first_epoch * (run.steps or 0))
+            with attached_optimizer(model, optimizer) if optimizer else contextlib.nullcontext():
+                _train_epochs(model, run, callbacks, optimizer)
     finally:
         if run.checkpointer is not None:
             run.checkpointer.close()
     return run.history
 
 
-def _train_epochs(model, run, callbacks):
-    """The epoch loop of :func:`train_sgd`, from ``run.first_epoch``."""
-    callback_list = keras.callbacks.CallbackList(
-        callbacks, add_history=False, add_progbar=False, model=model, **run.history.params
-    )
+def _train_epochs(model, run, callbacks, optimizer):
+    """The epoch loop of :func:`train_sgd`, from ``run.first_epoch`` (or the epoch a
+    ``BackupAndRestore`` callback restored)."""
+    callback_list = make_callback_list(callbacks, model, run.params)
     model.stop_training = False
     callback_list.on_train_begin()
-    remaining = range(run.first_epoch, run.epochs)
-    shuffled = ShuffledEpochs(run.features, run.targets, run.rng, run.batch_size, remaining)
+    remaining = range(_first_epoch(model, run, optimizer), run.epochs)
+    if run.dataset is not None:
+        epochs = DatasetEpochs(run.dataset)
+    else:
+        epochs = ShuffledEpochs(run.features, run.targets, run.rng, run.batch_size, remaining)
     logs, good_weights = {}, None
     try:
         for epoch in remaining:
             started = time.perf_counter()
             callback_list.on_epoch_begin(epoch)
             run.progress.start_epoch(epoch)
-            logs, weights = _train_epoch(model, run, shuffled.next(), epoch, good_weights)
+            logs, weights = _train_epoch(
+                model, run, epochs.next(), epoch, good_weights, callback_list, optimizer
+            )
             seconds = time.perf_counter() - started
             run.history.record(epoch, logs, seconds)
             run.progress.end_epoch(epoch, logs, seconds)
-            callback_list.on_epoch_end(epoch, logs)
+            # The rate of the epoch's last update, as the optimizer reports it.
+            callback_list.on_epoch_end(epoch, {**logs, "learning_rate": _last_rate(run)})
             if run.checkpointer is not None:  # after a good epoch only: never a diverged one
-                rng = shuffled.rng_after(epoch)
+                rng = epochs.rng_after(epoch)
                 run.checkpointer.save(epoch + 1, run.history, rng, stopped=model.stop_training)
             if model.stop_training:
                 break
@@ -208,59 +268,109 @@ def _train_epochs(model, run, callbacks):
             # callback ran: it may have changed the weights (as a checkpoint saw them).
             good_weights = None if callbacks else weights
     finally:
-        shuffled.close()
+        epochs.close()
     callback_list.on_train_end(logs)
 
 
-def _train_epoch(model, run, batches, epoch, good_weights=None):
-    """One epoch over ``batches`` (from :class:`tfsoftmax.epochs.ShuffledEpochs`);
-    returns its logs (loss, accuracy, validation metrics) and NumPy copies of
-    ``model.variables`` after it, checked finite. The full batches go through
-    the compiled loop ``run.chunk`` at a time (one call when there is no
-    progress bar), the partial one through the compiled single step. On a
-    non-finite loss or weight the weights go back to their values at the
-    epoch's start (``good_weights``, copied here when None) and
-    :class:`TrainingDivergedError` is raised."""
-    full_x, full_y, tail_x, tail_y = batches
-    num_full = int(full_x.shape[0])
+def _last_rate(run):
+    """``η`` of the most recent update (of the first, before any)."""
+    return run.rate.at(max(run.step - 1, 0))
+
+
+def _first_epoch(model, run, optimizer):
+    """``run.first_epoch``, or the later epoch a ``BackupAndRestore`` callback
+    restored in ``on_train_begin``: the generator skips the epochs before it,
+    and the global step starts at ``epoch · steps``."""
+    first = run.first_epoch
+    restored = backup_initial_epoch(model)
+    if restored is not None and restored > first:
+        if run.dataset is None:
+            skip_epochs(run.rng, run.num_samples, restored - first)
+        first = restored
+    run.step = first * (run.steps or 0)
+    if optimizer is not None:
+        optimizer.step = run.step
+    return first
+
+
+class _Tally:
+    """The batch losses, correct predictions and samples of an epoch so far."""
+
+    def __init__(self):
+        self.losses, self.correct, self.samples, self.batches, self.total = [], 0, 0, 0, 0.0
+
+    def add(self, losses, correct, samples):
+        """Add one chunk; returns the index of its first batch."""
+        begin = self.batches
+        self.losses.append(losses)
+        self.correct += correct
+        self.samples += samples
+        self.batches += len(losses)
+        self.total += float(np.sum(losses))
+        return begin
+
+    def running_logs(self):
+        """The epoch so far: ``loss`` (mean batch loss) and ``accuracy``."""
+        return {"loss": self.total / self.batches, "accuracy": self.correct / self.samples}
+
+    def epoch_logs(self):
+        """``loss`` (the notebook's mean of the batch losses) and ``accuracy``."""
+        loss = float(np.mean(np.concatenate(self.losses)))
+        return {"loss": loss, "accuracy": self.correct / self.samples}
+
+
+def _train_epoch(model, run, batches, epoch, good_weights, callback_list, optimizer):
+    """One epoch over ``batches`` (the epoch's shuffled arrays, or the dataset);
+    returns its logs (loss, accuracy, validation metrics, and ``learning_rate``
+    when the rate is a schedule) and NumPy copies of ``model.variables`` after
+    it, checked finite. The batches go through the compiled engine
+    ``run.chunk`` at a time (:func:`tfsoftmax.epochs.array_chunks`,
+    :func:`tfsoftmax.streaming.dataset_chunks`), the batch hooks between two
+    calls when ``run.batch_hooks``. On a non-finite loss or weight the weights
+    go back to their values at the epoch's start (``good_weights``, copied
+    here when None) and :class:`TrainingDivergedError` is raised."""
     if good_weights is None:
         good_weights = [variable.numpy() for variable in model.variables]
-    batch_losses = np.zeros(run.steps)
-    correct = 0
-    lr = run.learning_rate
-    for start in range(0, num_full, run.chunk):
-        stop = min(start + run.chunk, num_full)
-        losses, hits = run.engine.run_batches(
-            full_x, full_y, tf.constant(start), tf.constant(stop), lr
-        )
-        batch_losses[start:stop] = losses.numpy()[start:stop]
-        correct += int(hits)
-        _check_finite(batch_losses, start, stop, epoch, model, good_weights)
-        run.progress.update(stop, float(np.mean(batch_losses[:stop])))
-    if num_full < run.steps:
-        loss_value, hits = run.engine.train_step(tail_x, tail_y, lr)
-        batch_losses[num_full] = float(loss_value)
-        correct += int(hits)
-        _check_finite(batch_losses, num_full, run.steps, epoch, model, good_weights)
+    hooks = callback_list if run.batch_hooks else None
+    before = hooks.on_train_batch_begin if hooks is not None else None
+    chunked = array_chunks if run.dataset is None else dataset_chunks
+    chunks = chunked(run.engine, batches, run.rate, run.step, run.chunk, before)
+    tally = _Tally()
+    try:
+        for losses, hits, samples in chunks:
+            begin = tally.add(losses, hits, samples)
+            run.step += len(losses)
+            if optimizer is not None:
+                optimizer.step = run.step
+            if hooks is not None:
+                hooks.on_train_batch_end(tally.batches - 1, tally.running_logs())
+            _check_finite(losses, begin, epoch, model, good_weights)
+            run.progress.update(tally.batches, tally.running_logs()["loss"])
+            if model.stop_training:
+                break
+    finally:
+        chunks.close()
     weights = [variable.numpy() for variable in model.variables]
     if non_finite_names(weights, range(len(weights))):
         _diverged(model, good_weights, epoch, f"the weights became NaN or inf in epoch {epoch + 1}")
-    logs = {"loss": float(np.mean(batch_losses)), "accuracy": correct / run.num_samples}
+    logs = tally.epoch_logs()
+    if not run.rate.is_constant:
+        logs["learning_rate"] = _last_rate(run)
     if run.validation is not None:
-        logs["val_loss"], logs["val_accuracy"] = _evaluate(run.engine, *run.validation)
+        logs["val_loss"], logs["val_accuracy"] = evaluate(run.engine, run.validation, callback_list)
         if not np.isfinite(logs["val_loss"]):
             where = f"the validation loss became {logs['val_loss']} after epoch {epoch + 1}"
             _diverged(model, good_weights, epoch, where)
     return logs, weights
 
 
-def _check_finite(batch_losses, start, stop, epoch, model, good_weights):
-    """Raise :class:`TrainingDivergedError` if a loss in ``[start, stop)`` is not
-    finite, after restoring ``good_weights``."""
-    first = first_non_finite(batch_losses[start:stop])
+def _check_finite(losses, begin, epoch, model, good_weights):
+    """Raise :class:`TrainingDivergedError` if one of a chunk's batch ``losses``
+    (the first is batch ``begin`` of the epoch) is not finite, after restoring
+    ``good_weights``."""
+    first = first_non_finite(losses)
     if first is not None:
-        first += start
-        where = f"the loss became {batch_losses[first]} at epoch {epoch + 1}, batch {first + 1}"
+        where = f"the loss became {losses[first]} at epoch {epoch + 1}, batch {begin + first + 1}"
         _diverged(model, good_weights, epoch, where)
 
 
@@ -272,15 +382,3 @@ def _diverged(model, good_weights, epoch, where):
         f"training diverged: {where}; the weights were restored to their values at the "
         f"start of epoch {epoch + 1}. Lower the learning rate."
     )
-
-
-def _evaluate(engine, x, y):
-    """``(Σ_chunks n_c · loss_c / n, correct / n)``: the mean loss over samples and
-    the accuracy, in chunks of :data:`EVALUATION_CHUNK` samples."""
-    total_loss, correct, count = 0.0, 0, int(x.shape[0])
-    for start in range(0, count, EVALUATION_CHUNK):
-        stop = min(start + EVALUATION_CHUNK, count)
-        loss, hits = engine.evaluate(x[start:stop], y[start:stop])
-        total_loss += float(loss) * (stop - start)
-        correct += int(hits)
-    return total_loss / count, correct / count
