@@ -93,8 +93,57 @@ def test_table_and_json(small_result, tmp_path):
     names = [target["name"] for target in payload["targets"]]
     assert any("0.25 x keras-fit" in name for name in names)
     assert any("1.15 x builtin-loop" in name for name in names)
-    for target in payload["targets"]:
-        assert target["met"] == (target["value"] <= target["limit"])
+    # Each ratio goal is judged on the rows its name states, "A <= k x B": time(A) / time(B).
+    ratio_goals = [t for t in payload["targets"] if len(t["name"].split()) == 5]
+    assert len(ratio_goals) == 3
+    for target in ratio_goals:
+        numerator, _, limit, _, denominator = target["name"].split()
+        assert target["value"] == pytest.approx(small_result.ratio(numerator, denominator))
+        assert target["limit"] == float(limit)
+    # The table prints every row's own median and throughput, in the order of bench.ROWS.
+    lines = table.splitlines()
+    numbered = [
+        line for line in lines if line.split()[:1] and line.split()[0].isdigit() and
+        line.split()[1:2] and line.split()[1] in bench.ROWS
+    ]  # fmt: skip
+    assert [line.split()[:2] for line in numbered] == [
+        [str(n), name] for n, name in enumerate(bench.ROWS, 1)
+    ]
+    for line, name in zip(numbered, bench.ROWS, strict=True):
+        row = small_result.rows[name]
+        assert line.split()[2:4] == [f"{row.median_seconds:.4f}", f"{row.samples_per_second:,.0f}"]
+
+
+def test_a_goal_is_met_exactly_up_to_its_limit():
+    result = bench.BenchResult(
+        settings={}, machine={}, rows={}, bytes_per_epoch={}, bandwidth_bytes_per_second=1.0,
+        step={"ratio": 1.5},
+    )  # fmt: skip
+    (goal,) = result.targets()
+    assert (goal["value"], goal["limit"], goal["met"], goal["miss_factor"]) == (
+        1.5,
+        1.5,
+        True,
+        None,
+    )
+    result.step["ratio"] = 1.8
+    (goal,) = result.targets()
+    assert goal["met"] is False and goal["miss_factor"] == pytest.approx(1.2)
+
+
+def test_a_row_reports_the_median_epoch():
+    row = bench.BenchRow("custom-vjp", "", epoch_seconds=[1.0, 2.0, 10.0], samples=6)
+    assert row.median_seconds == 2.0  # one slow epoch does not move it
+    assert row.samples_per_second == 3.0
+
+
+def test_rows_are_ordered_as_measured(small_result):
+    """Each row holds its own trainer's times: the per-sample NumPy loop is the slowest
+    (tens of times the vectorized reference), and the median is the middle epoch."""
+    rows = small_result.rows
+    assert rows["numpy-loop"].median_seconds > 3 * rows["numpy-vectorized"].median_seconds
+    for row in rows.values():
+        assert row.median_seconds == float(np.median(row.epoch_seconds))
 
 
 def test_cli_bench_writes_json(mnist, tmp_path, capsys):

@@ -70,11 +70,25 @@ def keras_twin(model):
 def test_sequential_fit_evaluate_predict(optimizer):
     x, y = blobs()
     model = softmax_classifier()
-    opt = keras.optimizers.SGD(0.1) if optimizer == "sgd" else keras.optimizers.Adam(0.05)
-    model.compile(optimizer=opt, loss=CategoricalCrossentropy(), metrics=["accuracy"])
-    history = model.fit(x, y, batch_size=50, epochs=4, verbose=0)
+    twin = keras_twin(model)  # keras.layers.Dense + Softmax from the same weights
+
+    def optimizer_instance():
+        return keras.optimizers.SGD(0.1) if optimizer == "sgd" else keras.optimizers.Adam(0.05)
+
+    model.compile(
+        optimizer=optimizer_instance(), loss=CategoricalCrossentropy(), metrics=["accuracy"]
+    )
+    twin.compile(optimizer=optimizer_instance(), loss=keras.losses.CategoricalCrossentropy())
+    history = model.fit(x, y, batch_size=50, epochs=4, verbose=0, shuffle=False)
     losses = history.history["loss"]
     assert losses[-1] < 0.5 * losses[0], losses
+    # Converging is not enough (Adam converges with a wrong gradient too): the same
+    # steps as Keras' own layers, so the same weights.
+    twin_losses = twin.fit(x, y, batch_size=50, epochs=4, verbose=0, shuffle=False).history["loss"]
+    np.testing.assert_allclose(losses, twin_losses, rtol=1e-4)
+    np.testing.assert_allclose(
+        model.layers[0].kernel.numpy(), to_bias_trick(*twin.layers[0].get_weights()), atol=1e-4
+    )
     loss, accuracy = model.evaluate(x, y, batch_size=200, verbose=0)
     assert accuracy > 0.95
     probs = model.predict(x, batch_size=200, verbose=0)

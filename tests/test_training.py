@@ -242,3 +242,27 @@ def test_dataset_smaller_than_one_batch_is_one_partial_batch():
         )
         np.testing.assert_allclose(history.loss, losses, rtol=0, atol=1e-12)
         np.testing.assert_allclose(get_notebook_weights(model), dense.weights, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("samples", "batch_size"), [(103, 10), (40, 8), (7, 10)])
+def test_shuffle_is_the_references_generate_batch_indices(samples, batch_size):
+    """Each epoch's batches, read off ShuffledEpochs directly (the features are the
+    sample indices), are exactly reference.generate_batch_indices with the same seed."""
+    from tfsoftmax._tf import tf
+    from tfsoftmax.epochs import ShuffledEpochs
+
+    index = np.arange(samples, dtype=np.float64)[:, None]
+    rng, reference_rng = np.random.default_rng(7), np.random.default_rng(7)
+    epochs = ShuffledEpochs(tf.constant(index), tf.constant(index), rng, batch_size, range(3))
+    try:
+        for _ in range(3):
+            full_x, full_y, tail_x, tail_y = (t.numpy() for t in epochs.next())
+            expected = reference.generate_batch_indices(samples, batch_size, reference_rng)
+            got = [batch[:, 0] for batch in full_x] + ([tail_x[:, 0]] if len(tail_x) else [])
+            assert len(got) == len(expected)
+            for mine, theirs in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(mine, theirs)
+            np.testing.assert_array_equal(full_y, full_x)  # x and y stay paired
+            np.testing.assert_array_equal(tail_y, tail_x)
+    finally:
+        epochs.close()

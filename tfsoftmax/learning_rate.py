@@ -20,8 +20,8 @@ schedule costs nothing inside the loop and never retraces it.
 ``keras.optimizers.Optimizer`` (:func:`attached_optimizer`; the model's own
 optimizer, if it was compiled, is put back afterwards and is never used):
 
-* ``optimizer.learning_rate`` reads ``η`` at the current step (what the next
-  update uses, as a Keras optimizer reports it); setting it — as
+* ``optimizer.learning_rate`` reads the rate of the most recent update (the
+  rate actually used; the first one before any update); setting it — as
   ``LearningRateScheduler`` and ``ReduceLROnPlateau`` do — changes the rate of
   every following update (a ``TypeError`` for a schedule, as Keras raises);
 * ``optimizer.iterations`` is the global step ``s`` (TensorBoard's step).
@@ -93,8 +93,8 @@ class LearningRate:
             self.function, self._arity = learning_rate, _arity(learning_rate)
         else:
             raise ValueError(
-                "learning_rate must be a positive finite number, a keras.optimizers.schedules."
-                f"LearningRateSchedule or a callable, got {learning_rate!r}"
+                f"learning_rate must be a positive finite number, got {learning_rate!r} "
+                "(or a keras.optimizers.schedules.LearningRateSchedule, or a callable of the step)"
             )
 
     @property
@@ -165,11 +165,14 @@ class TrainerOptimizer(keras.optimizers.Optimizer):
         super().__init__(learning_rate=0.0, name="train_sgd")
         self.rate = rate
         self.built = True  # nothing to build: BackupAndRestore must not try
-        self.step = step
+        self.step = step  # the global step: updates done so far in this run
+        if rate.value is not None:
+            self._learning_rate.assign(rate.value)
 
     @property
     def learning_rate(self):
-        return self.rate.at(self.step)
+        """``η`` of the most recent update (of the first, before any)."""
+        return self.rate.at(max(self.step - 1, 0))
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -179,15 +182,12 @@ class TrainerOptimizer(keras.optimizers.Optimizer):
         self._learning_rate.assign(self.rate.value)
 
     @property
-    def step(self):
-        """The global step ``s``: updates done so far in this run."""
-        return int(self._iterations.numpy())
-
-    @step.setter
-    def step(self, value):
-        self._iterations.assign(int(value))
-        if self.rate.value is not None:
-            self._learning_rate.assign(self.rate.value)
+    def iterations(self):
+        """The global step as a variable (TensorBoard's step), brought up to date
+        when read: the trainer only moves the Python int :attr:`step`."""
+        if int(self._iterations.numpy()) != self.step:
+            self._iterations.assign(self.step)
+        return self._iterations
 
     def update_step(self, gradient, variable, learning_rate):
         raise TypeError("train_sgd's optimizer holds the learning rate; it applies no gradients")

@@ -16,6 +16,7 @@ A function gets the same wrapper on every call (cached per function and
 dtype), so a second ``train_sgd`` call reuses the compiled engine.
 """
 
+import re
 import weakref
 
 from tfsoftmax._tf import keras, tf
@@ -35,15 +36,20 @@ class MeanLoss(keras.losses.Loss):
     (``"sum_over_batch_size"``), computing in ``dtype``."""
 
     def __init__(self, fn, dtype=None, name=None):
+        # The name opens a name scope: letters, digits and "_.-", no leading "_".
+        name = re.sub(r"[^A-Za-z0-9_.\-]", "_", name or getattr(fn, "__name__", "")).lstrip("_.-")
         super().__init__(
-            name=name or getattr(fn, "__name__", "loss"),
+            name=name or "loss",
             reduction="sum_over_batch_size",
             dtype=dtype,
         )
         self.fn = fn
 
     def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred)
+        values = self.fn(y_true, y_pred)
+        # A scalar (a function that averages itself) as a one-element vector: Keras
+        # then reduces it like any other (its mean, scaled 1/R under a strategy).
+        return tf.reshape(values, [1]) if values.shape.rank == 0 else values
 
     def get_config(self):
         fn = self.fn
@@ -100,7 +106,6 @@ def resolve_loss(loss, dtype):
         return loss
     if not callable(loss):
         raise ValueError(
-            f"loss must be a Keras loss, its name, a callable loss(y_true, y_pred) or None, "
-            f"got {loss!r}"
+            f"loss must be a callable loss(y_true, y_pred), a Keras loss name or None, got {loss!r}"
         )
     return _wrapped(loss, dtype_name)

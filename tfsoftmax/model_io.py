@@ -33,6 +33,8 @@ def input_dtype(model):
 def takes_integer_input(model):
     """Whether ``model`` takes integer features: an integer ``keras.Input``, or an
     ``Embedding`` first (module docstring)."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
     declared = input_dtype(model)
     if declared is not None:
         return declared.is_integer

@@ -296,16 +296,24 @@ def _first_epoch(model, run, optimizer):
 class _Tally:
     """The batch losses, correct predictions and samples of an epoch so far."""
 
-    def __init__(self):
-        self.losses, self.correct, self.samples, self.batches, self.total = [], 0, 0, 0, 0.0
+    def __init__(self, steps):
+        self._losses = np.zeros(steps or 64)
+        self.correct, self.samples, self.batches, self.total = 0, 0, 0, 0.0
+
+    @property
+    def losses(self):
+        """The epoch's batch losses so far (a view)."""
+        return self._losses[: self.batches]
 
     def add(self, losses, correct, samples):
         """Add one chunk; returns the index of its first batch."""
-        begin = self.batches
-        self.losses.append(losses)
+        begin, end = self.batches, self.batches + len(losses)
+        if end > len(self._losses):  # a dataset of unknown length: grow
+            self._losses = np.concatenate([self._losses, np.zeros(max(end, len(self._losses)))])
+        self._losses[begin:end] = losses
         self.correct += correct
         self.samples += samples
-        self.batches += len(losses)
+        self.batches = end
         self.total += float(np.sum(losses))
         return begin
 
@@ -315,8 +323,7 @@ class _Tally:
 
     def epoch_logs(self):
         """``loss`` (the notebook's mean of the batch losses) and ``accuracy``."""
-        loss = float(np.mean(np.concatenate(self.losses)))
-        return {"loss": loss, "accuracy": self.correct / self.samples}
+        return {"loss": float(np.mean(self.losses)), "accuracy": self.correct / self.samples}
 
 
 def _train_epoch(model, run, batches, epoch, good_weights, callback_list, optimizer):
@@ -335,7 +342,7 @@ def _train_epoch(model, run, batches, epoch, good_weights, callback_list, optimi
     before = hooks.on_train_batch_begin if hooks is not None else None
     chunked = array_chunks if run.dataset is None else dataset_chunks
     chunks = chunked(run.engine, batches, run.rate, run.step, run.chunk, before)
-    tally = _Tally()
+    tally = _Tally(run.steps)
     try:
         for losses, hits, samples in chunks:
             begin = tally.add(losses, hits, samples)
@@ -344,7 +351,7 @@ def _train_epoch(model, run, batches, epoch, good_weights, callback_list, optimi
                 optimizer.step = run.step
             if hooks is not None:
                 hooks.on_train_batch_end(tally.batches - 1, tally.running_logs())
-            _check_finite(losses, begin, epoch, model, good_weights)
+            _check_finite(tally.losses, begin, tally.batches, epoch, model, good_weights)
             run.progress.update(tally.batches, tally.running_logs()["loss"])
             if model.stop_training:
                 break
@@ -364,13 +371,13 @@ def _train_epoch(model, run, batches, epoch, good_weights, callback_list, optimi
     return logs, weights
 
 
-def _check_finite(losses, begin, epoch, model, good_weights):
-    """Raise :class:`TrainingDivergedError` if one of a chunk's batch ``losses``
-    (the first is batch ``begin`` of the epoch) is not finite, after restoring
-    ``good_weights``."""
-    first = first_non_finite(losses)
+def _check_finite(batch_losses, start, stop, epoch, model, good_weights):
+    """Raise :class:`TrainingDivergedError` if a loss in ``[start, stop)`` is not
+    finite, after restoring ``good_weights``."""
+    first = first_non_finite(batch_losses[start:stop])
     if first is not None:
-        where = f"the loss became {losses[first]} at epoch {epoch + 1}, batch {begin + first + 1}"
+        first += start
+        where = f"the loss became {batch_losses[first]} at epoch {epoch + 1}, batch {first + 1}"
         _diverged(model, good_weights, epoch, where)
 
 

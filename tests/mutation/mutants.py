@@ -75,7 +75,7 @@ OPS_MUTANTS = [
         "the Jacobian broadcast along the wrong axis",
     ),
     Mutant(
-        "ops: vjp without -<a, g>",
+        "ops: vjp without −⟨a, g⟩",
         OPS,
         _VJP,
         "return a * g",
@@ -265,7 +265,7 @@ REFERENCE_MUTANTS = [
         equivalent="(I - 1 a^T) * a = diag(a) - a a^T is symmetric",
     ),
     Mutant(
-        "reference: vjp without -<a, g>",
+        "reference: vjp without −⟨a, g⟩",
         REFERENCE,
         _REF_VJP,
         "return A * G",
@@ -457,7 +457,7 @@ BENCH_MUTANTS = [
         "tfsoftmax/bench/rows.py",
         "return statistics.median(self.epoch_seconds)",
         "return statistics.fmean(self.epoch_seconds)",
-        ("tests/test_bench.py", "-k", "measured or median"),
+        ("tests/test_bench.py", "-k", "median"),
         "one slow epoch moves the reported time",
     ),
 ]

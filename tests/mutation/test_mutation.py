@@ -12,17 +12,18 @@ that fails anyway proves nothing.
 ``TFSOFTMAX_MUTATION_REPORT=path.md`` writes the results table (as in the README).
 """
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 
 import pytest
 from mutants import MUTANTS
-from runner import baseline, markdown_table, run_mutant
+from runner import MutantResult, baseline, markdown_table, run_mutant
 
 pytestmark = pytest.mark.mutation
 
 _BASELINES = {}
-_RESULTS = {}
 
 
 def _baseline_passes(mutant):
@@ -38,8 +39,7 @@ def test_mutant(mutant):
     assert mutant.test_file == own_tests and (Path(__file__).parents[2] / own_tests).is_file()
     _baseline_passes(mutant)
     result = run_mutant(mutant)
-    _RESULTS[mutant.name] = result
-    _write_report()
+    _write_report(result)
     if mutant.equivalent:
         assert result.verdict == "survived", (result.failed, result.detail)
     else:
@@ -48,8 +48,18 @@ def test_mutant(mutant):
         assert all(node.split("::")[0].rsplit(".", 1)[-1] == stem for node in result.failed)
 
 
-def _write_report():
+def _write_report(result):
+    """Append ``result`` to ``<report>.jsonl`` and rewrite the table from every line so far
+    (under ``pytest -n`` each worker appends its own results to the same file)."""
     path = os.environ.get("TFSOFTMAX_MUTATION_REPORT")
-    if path:
-        done = [m for m in MUTANTS if m.name in _RESULTS]
-        Path(path).write_text(markdown_table(done, _RESULTS) + "\n")
+    if not path:
+        return
+    lines = Path(path + ".jsonl")
+    with open(lines, "a") as file:
+        file.write(json.dumps(dataclasses.asdict(result)) + "\n")
+    results = {}
+    for line in lines.read_text().splitlines():
+        record = json.loads(line)
+        results[record["name"]] = MutantResult(**record)
+    done = [m for m in MUTANTS if m.name in results]
+    Path(path).write_text(markdown_table(done, results) + "\n")
