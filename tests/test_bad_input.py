@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from problems import linear_problem
 
 from tfsoftmax import cli, ops, reference
 from tfsoftmax._tf import tf
@@ -28,16 +29,7 @@ from tfsoftmax.training import train_sgd
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _problem(samples=103, features=6, classes=4, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 1, (samples, features))
-    labels = np.argmax(x @ rng.normal(size=(features, classes)), axis=1)
-    initial = reference.Dense(features, classes, rng=np.random.default_rng(seed)).weights
-    return x, labels, initial
-
-
-X, LABELS, INITIAL = _problem()
-Y = np.eye(4)[LABELS]
+X, LABELS, Y, INITIAL = linear_problem()
 GOOD = dict(epochs=2, batch_size=10, learning_rate=0.5, seed=7, verbose=0)
 
 

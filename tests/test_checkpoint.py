@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from problems import linear_problem
 
-from tfsoftmax import reference
 from tfsoftmax._tf import keras, tf
 from tfsoftmax.checkpointing import CheckpointMismatchError
 from tfsoftmax.models import get_notebook_weights, notebook_model
@@ -157,15 +157,7 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, unint
 
 
 # --------------------------------------------------------------------------- in process
-def _problem(samples=103, features=6, classes=4, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 1, (samples, features))
-    labels = np.argmax(x @ rng.normal(size=(features, classes)), axis=1)
-    initial = reference.Dense(features, classes, rng=np.random.default_rng(seed)).weights
-    return x, np.eye(classes)[labels], initial
-
-
-X, Y, INITIAL = _problem()
+X, _, Y, INITIAL = linear_problem()
 SETTINGS = dict(batch_size=10, learning_rate=0.5, seed=7, verbose=0)
 
 

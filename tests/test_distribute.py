@@ -22,7 +22,7 @@ import pytest
 WORKER = Path(__file__).with_name("distributed_worker.py")
 ROOT = WORKER.parent.parent
 TOLERANCE = 1e-6
-MIRRORED_TIMEOUT = 150
+MIRRORED_TIMEOUT = 300
 MULTIWORKER_TIMEOUT = 150
 
 
@@ -90,6 +90,14 @@ def test_mirrored_uneven_batches_and_losses_equal_single_device(mirrored, case):
     if "max_val_loss_diff" in result:
         assert result["max_val_loss_diff"] <= TOLERANCE
         assert result["val_accuracy"] == pytest.approx(result["expected_val_accuracy"])
+
+
+def test_mirrored_training_from_a_dataset_equals_single_device(mirrored):
+    result = mirrored["dataset"]
+    assert result["moved"] > 1e-3  # it trained
+    assert result["max_weight_diff"] <= TOLERANCE
+    assert result["max_loss_diff"] <= TOLERANCE
+    assert result["accuracy"] == result["expected_accuracy"]
 
 
 def test_model_outside_strategy_scope_is_refused(mirrored):

@@ -133,3 +133,45 @@ def test_non_models_are_refused():
         trace_count("model")
     with pytest.raises(TypeError, match="keras.Model"):
         compiled_engine(object(), CategoricalCrossentropy())
+
+
+def test_run_batches_gathers_the_rows_of_order_inside_the_loop():
+    """``order`` (batches, batch) of sample indices: the same steps, to the bit, as
+    the slices of the pre-gathered (batches, batch, features) tensor."""
+    x, labels, initial = _problem(samples=30)
+    y = np.eye(3)[labels]
+    order = np.random.default_rng(5).permutation(30)[:24].reshape(4, 6)
+    lr = tf.constant(np.array([0.1, 0.2, 0.3, 0.4]))
+    results = []
+    for indexed in (True, False):
+        model, loss = notebook_model("custom", initial, dtype="float64")
+        engine = compiled_engine(model, loss)
+        if indexed:
+            args = (tf.constant(x), tf.constant(y), 0, 4, lr, tf.constant(order, tf.int32))
+        else:
+            args = (tf.constant(x[order]), tf.constant(y[order]), 0, 4, lr)
+        losses, correct = engine.run_batches(*args)
+        results.append((losses.numpy(), int(correct), model.trainable_variables[0].numpy()))
+    (losses, correct, weights), (losses2, correct2, weights2) = results
+    np.testing.assert_array_equal(losses, losses2)
+    np.testing.assert_array_equal(weights, weights2)
+    assert correct == correct2 and np.all(losses > 0)
+
+
+def test_epoch_orders_are_the_references_batches():
+    from tfsoftmax import reference
+    from tfsoftmax.epochs import EpochOrders
+
+    rng, reference_rng = np.random.default_rng(3), np.random.default_rng(3)
+    orders = EpochOrders(103, rng, 10, range(3))
+    for epoch in range(3):
+        full, tail = orders.next()
+        assert full.dtype == tf.int32 and full.shape == (10, 10)
+        expected = reference.generate_batch_indices(103, 10, reference_rng)
+        got = [*full.numpy(), tail.numpy()]
+        assert len(got) == len(expected) == 11
+        for mine, theirs in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+        # The generator's state right after this epoch's draw, for checkpoints.
+        after = orders.rng_after(epoch)
+        assert after.bit_generator.state == reference_rng.bit_generator.state

@@ -6,8 +6,8 @@ import importlib.util
 
 import numpy as np
 import pytest
+from problems import linear_problem
 
-from tfsoftmax import reference
 from tfsoftmax._tf import keras, tf
 from tfsoftmax.models import get_notebook_weights, notebook_model
 from tfsoftmax.training import TrainingDivergedError, train_sgd
@@ -15,15 +15,7 @@ from tfsoftmax.training import TrainingDivergedError, train_sgd
 SETTINGS = dict(batch_size=10, seed=3, verbose=0)
 
 
-def _problem(samples=53, features=6, classes=4, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 1, (samples, features))
-    labels = np.argmax(x @ rng.normal(size=(features, classes)), axis=1)
-    initial = reference.Dense(features, classes, rng=np.random.default_rng(seed)).weights
-    return x, labels, np.eye(classes)[labels], initial
-
-
-X, LABELS, Y, INITIAL = _problem()
+X, LABELS, Y, INITIAL = linear_problem(samples=53)
 
 
 def _model(dtype="float64", compiled=False):
@@ -351,6 +343,17 @@ def test_a_dataset_with_a_schedule_that_stops_after_the_first_epoch():
     np.testing.assert_allclose(get_notebook_weights(model), expected, rtol=0, atol=1e-10)
 
 
+def test_a_dataset_under_a_strategy_trains_like_hand_written_sgd():
+    # The default strategy runs the data-parallel engine's distributed-dataset step
+    # (experimental_distribute_dataset, the N all-reduce) in this process; two real
+    # replicas: tests/test_distribute.py.
+    model, _ = _model()
+    strategy = tf.distribute.get_strategy()
+    train_sgd(model, _dataset(X, Y), epochs=2, learning_rate=0.3, verbose=0, strategy=strategy)
+    expected = _numpy_sgd(INITIAL, _in_order(X, Y, 10) * 2, [0.3] * 12)
+    np.testing.assert_allclose(get_notebook_weights(model), expected, rtol=0, atol=1e-10)
+
+
 def test_validation_on_a_dataset_equals_validation_on_arrays():
     one, loss = _model()
     two, _ = _model()
@@ -366,7 +369,6 @@ def test_validation_on_a_dataset_equals_validation_on_arrays():
     "kwargs, message",
     [
         ({"checkpoint_dir": "ck"}, "checkpoint_dir needs in-memory arrays"),
-        ({"strategy": tf.distribute.get_strategy()}, "cannot be combined with a strategy"),
         ({"y": Y}, "pass y=None"),
     ],
 )

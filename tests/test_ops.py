@@ -1,9 +1,10 @@
 """tfsoftmax.ops: gradients checked, not trusted.
 
 Every custom gradient is compared with (1) finite differences
-(``tf.test.compute_gradient``), (2) plain autodiff of the same formula written
-with TensorFlow built-ins, (3) Keras' own Dense + softmax + CategoricalCrossentropy
-and (4) the NumPy reference's hand-written backward pass.
+(:func:`tfsoftmax.testing.assert_gradients`, float64), (2) plain autodiff of the
+same formula written with TensorFlow built-ins (the same checker), (3) Keras'
+own Dense + softmax + CategoricalCrossentropy and (4) the NumPy reference's
+hand-written backward pass.
 """
 
 import warnings
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from tfsoftmax import autodiff, ops
 from tfsoftmax._tf import keras, tf
+from tfsoftmax.testing import assert_gradients
 
 DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 METHODS = ops.SOFTMAX_METHODS
@@ -50,72 +52,62 @@ def _chain(method):
     )
 
 
-def _max_abs_diff(a, b):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-
-
 def _finite(t):
     return bool(np.isfinite(tf.cast(t, tf.float64).numpy()).all())
 
 
 # --------------------------------------------------------------------------- finite differences
-def _numeric_check(fn, args):
-    theoretical, numerical = tf.test.compute_gradient(fn, args, delta=1e-6)
-    return max(_max_abs_diff(t, n) for t, n in zip(theoretical, numerical, strict=True))
+def _assert_matches_finite_differences(fn, *args):
+    """The public checker, finite differences only (no reference): float64, derived bars."""
+    result = assert_gradients(fn, *args, dtypes=("float64",))
+    assert {e.check for e in result.entries} == {"finite_diff"}
+    assert len({e.input for e in result.entries}) == len(args)  # every input is checked
 
 
 def test_bias_trick_dense_matches_finite_differences():
     x, w, _ = _problem(0)
-    assert _numeric_check(ops.bias_trick_dense, [x, w]) < 1e-6
+    _assert_matches_finite_differences(ops.bias_trick_dense, x, w)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_jacobian_softmax_matches_finite_differences(method):
     z = tf.constant(2.0 * np.random.default_rng(1).normal(size=(4, 5)))
-    assert _numeric_check(lambda z: ops.jacobian_softmax(z, method), [z]) < 1e-6
+    _assert_matches_finite_differences(lambda z: ops.jacobian_softmax(z, method), z)
 
 
 def test_categorical_crossentropy_matches_finite_differences():
     rng = np.random.default_rng(2)
     y_true = tf.constant(rng.random((4, 5)))  # soft targets: dL/dy_true is checked too
     y_pred = tf.constant(rng.uniform(0.05, 1.0, (4, 5)))
-    assert _numeric_check(ops.categorical_crossentropy, [y_true, y_pred]) < 1e-6
+    _assert_matches_finite_differences(ops.categorical_crossentropy, y_true, y_pred)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_chain_matches_finite_differences(method):
     x, w, y = _problem(3)
-    assert _numeric_check(lambda x, w: _chain(method)(x, w, y), [x, w]) < 1e-6
+    _assert_matches_finite_differences(lambda x, w: _chain(method)(x, w, y), x, w)
 
 
 # --------------------------------------------------------------------------- built-in autodiff
+def _assert_equals_autodiff(fn, twin, *args):
+    """Values and VJPs against autodiff of the built-in twin: the public checker, derived bars."""
+    result = assert_gradients(fn, *args, reference=twin, dtypes=(args[0].dtype.name,))
+    assert {"forward", "reference", "finite_diff"} == {e.check for e in result.entries}
+    assert len({e.input for e in result.entries} - {"-"}) == len(args)
+
+
 @pytest.mark.parametrize("dtype", [tf.float64, tf.float32])
 def test_bias_trick_dense_equals_builtin_autodiff(dtype):
     x, w, _ = _problem(4, dtype=dtype)
-    upstream = tf.constant(np.random.default_rng(5).normal(size=(6, 4)), dtype)
-    ours, our_grads = _grads(_weighted(ops.bias_trick_dense, upstream), x, w)
-    ref, ref_grads = _grads(_weighted(autodiff.dense, upstream), x, w)
-    tol = TOL[dtype]
-    np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol)
-    np.testing.assert_allclose(ops.bias_trick_dense(x, w), autodiff.dense(x, w), rtol=tol, atol=tol)
-    for mine, theirs in zip(our_grads, ref_grads, strict=True):
-        np.testing.assert_allclose(mine, theirs, rtol=tol, atol=tol)
+    _assert_equals_autodiff(ops.bias_trick_dense, autodiff.dense, x, w)
 
 
 @pytest.mark.parametrize("dtype", [tf.float64, tf.float32])
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("shape", [(6, 5), (2, 3, 4), (7,)])
 def test_jacobian_softmax_equals_builtin_autodiff(dtype, method, shape):
-    rng = np.random.default_rng(6)
-    z = tf.constant(3.0 * rng.normal(size=shape), dtype)
-    upstream = tf.constant(rng.normal(size=shape), dtype)
-    ours, (our_grad,) = _grads(_weighted(lambda z: ops.jacobian_softmax(z, method), upstream), z)
-    ref, (ref_grad,) = _grads(_weighted(autodiff.softmax, upstream), z)
-    tol = TOL[dtype]
-    np.testing.assert_allclose(
-        ops.jacobian_softmax(z, method), autodiff.softmax(z), rtol=tol, atol=tol
-    )
-    np.testing.assert_allclose(our_grad, ref_grad, rtol=tol, atol=tol)
+    z = tf.constant(3.0 * np.random.default_rng(6).normal(size=shape), dtype)
+    _assert_equals_autodiff(lambda z: ops.jacobian_softmax(z, method), autodiff.softmax, z)
 
 
 @pytest.mark.parametrize("dtype", [tf.float64, tf.float32])
@@ -124,32 +116,20 @@ def test_categorical_crossentropy_equals_builtin_autodiff(dtype, shape):
     rng = np.random.default_rng(7)
     y_true = tf.constant(rng.random(shape), dtype)
     y_pred = tf.constant(rng.uniform(0.01, 1.0, shape), dtype)
-    ours, our_grads = _grads(ops.categorical_crossentropy, y_true, y_pred)
-    ref, ref_grads = _grads(autodiff.categorical_crossentropy, y_true, y_pred)
-    tol = TOL[dtype]
-    assert ours.shape == ()
-    np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol)
-    for mine, theirs in zip(our_grads, ref_grads, strict=True):  # wrt y_true, then y_pred
-        np.testing.assert_allclose(mine, theirs, rtol=tol, atol=tol)
+    assert ops.categorical_crossentropy(y_true, y_pred).shape == ()
+    _assert_equals_autodiff(
+        ops.categorical_crossentropy, autodiff.categorical_crossentropy, y_true, y_pred
+    )
 
 
 @pytest.mark.parametrize("dtype", [tf.float64, tf.float32])
 @pytest.mark.parametrize("method", METHODS)
 def test_chain_equals_builtin_autodiff(dtype, method):
+    def builtin(x, w, y):
+        return autodiff.categorical_crossentropy(y, autodiff.softmax(autodiff.dense(x, w)))
+
     x, w, y = _problem(8, dtype=dtype)
-    ours, our_grads = _grads(_chain(method), x, w, y)
-    ref, ref_grads = _grads(
-        lambda x, w, y: autodiff.categorical_crossentropy(
-            y, autodiff.softmax(autodiff.dense(x, w))
-        ),
-        x,
-        w,
-        y,
-    )
-    tol = TOL[dtype]
-    np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol)
-    for mine, theirs in zip(our_grads, ref_grads, strict=True):
-        np.testing.assert_allclose(mine, theirs, rtol=tol, atol=tol)
+    _assert_equals_autodiff(_chain(method), builtin, x, w, y)
 
 
 # --------------------------------------------------------------------------- Keras built-ins

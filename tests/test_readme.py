@@ -12,8 +12,9 @@ The convention, by kind of block (:func:`readme_blocks` finds them all):
   ``initial_weights`` (a ``(10, 785)`` bias-trick weight matrix) and ``model``
   (the notebook's model with the custom layers). Any other free name fails.
 * ```` ```bash ```` — the two commands of "The two commands". Each is split at
-  ``&&``. The install steps (``python3 -m venv``, ``pip install``) cannot run
-  in CI (CI *is* them): the test command must equal the one ``.ci/run`` runs,
+  ``&&``. The install step (``python3 -m tfsoftmax.bootstrap``: the venv and
+  pip, tested in ``test_bootstrap.py``) cannot run here (CI *is* it): the
+  test command must equal the one ``.ci/run`` runs,
   character for character, and the main command must install exactly as the
   test command does. A ``tfsoftmax ...`` step is **run** as a real subprocess
   (``python -m tfsoftmax``, in a temporary folder) with :data:`SMALL` appended
@@ -202,7 +203,7 @@ def shell_commands(code):
 
 def ci_test_command():
     lines = (ROOT / ".ci" / "run").read_text().splitlines()
-    (command,) = [line for line in lines if "pytest" in line and "pip install" in line]
+    (command,) = [line for line in lines if line.endswith("-m pytest") and " && " in line]
     return command
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from problems import linear_problem
 
 from tfsoftmax import reference
 from tfsoftmax._tf import keras, tf
@@ -41,15 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
 
 
-def _problem(samples=103, features=6, classes=4, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 1, (samples, features))
-    labels = np.argmax(x @ rng.normal(size=(features, classes)), axis=1)
-    initial = reference.Dense(features, classes, rng=np.random.default_rng(seed)).weights
-    return x, np.eye(classes)[labels], initial
-
-
-X, Y, INITIAL = _problem()
+X, _, Y, INITIAL = linear_problem()
 SETTINGS = dict(batch_size=10, learning_rate=0.5, seed=7, verbose=0)
 
 

@@ -11,9 +11,10 @@ What ``import tfsoftmax`` does, and what it costs (a decision):
 * It selects Keras' TensorFlow backend (``KERAS_BACKEND=tensorflow``, unless
   the user already chose one), so ``import keras`` after ``import tfsoftmax``
   gets the backend tfsoftmax's ops need.
-* When TensorFlow is installed, it imports :mod:`tfsoftmax.layers` and
-  :mod:`tfsoftmax.losses`, whose ``@keras.saving.register_keras_serializable``
-  decorators register the layers, the initializer and the loss with Keras.
+* When TensorFlow is installed, it imports :mod:`tfsoftmax.layers`,
+  :mod:`tfsoftmax.losses` and :mod:`tfsoftmax.rescaling`, whose
+  ``@keras.saving.register_keras_serializable`` decorators register the
+  layers, the initializer, the loss and ``MinMaxRescaling`` with Keras.
   That is what lets ``keras.models.load_model("m.keras")`` load a tfsoftmax
   model without ``custom_objects`` — after ``import tfsoftmax``. The price is
   TensorFlow's own import time (about 5 s on a 2-core CPU; tfsoftmax adds
@@ -66,6 +67,10 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 #: ``tfsoftmax-script.py`` on Windows), compared without the extension.
 _COMMAND_NAMES = ("tfsoftmax", "tfsoftmax-script")
 
+#: The modules run with ``python -m`` that are command lines too: the
+#: ``tfsoftmax`` command and the clone's set-up (:mod:`tfsoftmax.bootstrap`).
+_COMMAND_MODULES = ("tfsoftmax", "tfsoftmax.bootstrap")
+
 
 def _is_the_command_line(argv=None, orig_argv=None):
     """Is this process the ``tfsoftmax`` command (console script or ``python -m tfsoftmax``)?
@@ -73,6 +78,8 @@ def _is_the_command_line(argv=None, orig_argv=None):
     >>> _is_the_command_line(["/venv/bin/tfsoftmax", "--help"], [])
     True
     >>> _is_the_command_line(["-m", "--help"], ["python", "-m", "tfsoftmax", "--help"])
+    True
+    >>> _is_the_command_line(["-m"], ["python3", "-m", "tfsoftmax.bootstrap"])
     True
     >>> _is_the_command_line(["-m"], ["python", "-m", "mypackage"])
     False
@@ -90,9 +97,9 @@ def _is_the_command_line(argv=None, orig_argv=None):
         return False
     for i, arg in enumerate(orig_argv):
         if arg == "-m":
-            return orig_argv[i + 1 : i + 2] == ["tfsoftmax"]
+            return i + 1 < len(orig_argv) and orig_argv[i + 1] in _COMMAND_MODULES
         if arg.startswith("-m"):
-            return arg == "-mtfsoftmax"
+            return arg[2:] in _COMMAND_MODULES
     return False
 
 
@@ -100,6 +107,7 @@ if not _is_the_command_line() and importlib.util.find_spec("tensorflow") is not 
     try:
         from tfsoftmax import layers as _layers  # noqa: F401  (registers with Keras)
         from tfsoftmax import losses as _losses  # noqa: F401
+        from tfsoftmax import rescaling as _rescaling  # noqa: F401
     except ImportError:  # pragma: no cover - a broken TensorFlow install
         pass
 
@@ -134,6 +142,10 @@ _LAZY_EXPORTS = {
     "OutputError": "tfsoftmax.atomic",
     "MNISTUnavailableError": "tfsoftmax.datasets",
     "MNISTCacheWarning": "tfsoftmax.datasets",
+    # checking anyone's gradients
+    "check_gradients": "tfsoftmax.testing",
+    "assert_gradients": "tfsoftmax.testing",
+    "GradientCheckError": "tfsoftmax.testing",
 }
 
 __all__ = ["SUBMODULES", "__version__", *_LAZY_EXPORTS]

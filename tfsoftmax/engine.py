@@ -11,9 +11,10 @@ Each SGD step on a batch ``B`` of ``N`` samples does::
 Two implementations, the same results up to floating-point rounding:
 
 * :class:`SingleDeviceEngine` — one device. The whole loop over the batches
-  ``start ≤ i < stop`` of a ``(batches, batch, features)`` tensor is one
-  ``tf.function``, compiled with XLA (``jit_compile=True``); batch ``i`` is a
-  dynamic slice, never a gather inside the loop.
+  ``start ≤ i < stop`` is one ``tf.function``, compiled with XLA
+  (``jit_compile=True``); batch ``i`` is the rows ``X[order[i]]`` of the
+  ``(samples, features)`` data, gathered inside the loop (``train_sgd``'s
+  path), or a slice ``xb[i]`` of a ``(batches, batch, features)`` tensor.
 * :class:`DataParallelEngine` — over a ``tf.distribute.Strategy`` with ``R``
   replicas. Every step, for the global batch ``B`` of ``N`` samples::
 
@@ -89,12 +90,14 @@ class Engine(Protocol):
     #: ``loss(y_true, y_pred) -> scalar batch mean``.
     loss_fn: object
 
-    def run_batches(self, xb, yb, start, stop, learning_rate):
+    def run_batches(self, xb, yb, start, stop, learning_rate, order=None):
         """SGD steps on ``xb[i], yb[i]`` for ``start ≤ i < stop`` of ``(batches, batch, ·)``
-        tensors, batch ``i`` with rate ``learning_rate[i]`` (a ``(batches,)`` float64
-        vector; a scalar is every batch's rate); returns the ``(batches,)`` losses
-        ``L_i`` (before each update, zero outside ``[start, stop)``) and the correct
-        count over those batches."""
+        tensors — or, given ``order`` (``(batches, batch)`` sample indices), on the
+        rows ``xb[order[i]], yb[order[i]]`` of ``(samples, ·)`` tensors — batch ``i``
+        with rate ``learning_rate[i]`` (a ``(batches,)`` float64 vector; a scalar is
+        every batch's rate); returns the ``(batches,)`` losses ``L_i`` (before each
+        update, zero outside ``[start, stop)``) and the correct count over those
+        batches."""
 
     def train_step(self, xb, yb, learning_rate):
         """One SGD step on the batch ``(xb, yb)``; returns ``(L_B, correct_B)``."""
@@ -110,26 +113,38 @@ def count_correct(y, probabilities):
 
 
 def batch_loop(train_step):
-    """``run_batches(xb, yb, start, stop, lr)``: ``train_step`` on ``xb[i], yb[i]``
-    for ``start <= i < stop``, returning each batch's loss (float64, at index
+    """``run_batches(x, y, start, stop, lr, order=None)``: ``train_step`` on batch
+    ``i`` for ``start <= i < stop``, returning each batch's loss (float64, at index
     ``i`` of a ``(batches,)`` vector, zeros elsewhere) and the correct count.
+
+    Batch ``i`` is ``x[i], y[i]`` of ``(batches, batch, ·)`` tensors, or — with
+    ``order``, a ``(batches, batch)`` integer tensor of sample indices — the rows
+    ``x[order[i]], y[order[i]]`` of ``(samples, ·)`` tensors, gathered inside the
+    loop: the data stays one tensor and only the epoch's permutation goes in.
     ``lr`` is one rate for every batch (a scalar) or one per batch, ``lr[i]``
     for batch ``i`` (a ``(batches,)`` vector: a schedule, computed on the host,
     costs the loop nothing). Meant to be wrapped in one ``tf.function`` (with
     XLA where it can)."""
 
-    def run_batches(xb, yb, start, stop, learning_rates):
+    def run_batches(x, y, start, stop, learning_rates, order=None):
         # A plain while loop, not ``for i in tf.range(start, stop)``: the latter
         # gives XLA a ``maximum_iterations`` it must treat as a compile-time
         # constant, so every new (start, stop) pair would recompile.
-        batch_losses = tf.zeros([tf.shape(xb)[0]], tf.float64)
+        batches = tf.shape(x if order is None else order)[0]
+        positions = tf.range(batches)
+        batch_losses = tf.zeros([batches], tf.float64)
         correct = tf.constant(0, tf.int64)
         per_batch = learning_rates.shape.rank == 1  # known when traced
         i = start
         while i < stop:
             learning_rate = learning_rates[i] if per_batch else learning_rates
-            loss, hits = train_step(xb[i], yb[i], learning_rate)
-            batch_losses = tf.tensor_scatter_nd_update(batch_losses, [[i]], [loss])
+            if order is None:
+                xb, yb = x[i], y[i]
+            else:
+                xb, yb = tf.gather(x, order[i]), tf.gather(y, order[i])
+            loss, hits = train_step(xb, yb, learning_rate)
+            # An elementwise select (fused by XLA), cheaper than a scatter per step.
+            batch_losses = tf.where(tf.equal(positions, i), loss, batch_losses)
             correct += hits
             i += 1
         return batch_losses, correct
@@ -204,9 +219,10 @@ def _local_mean_loss(loss_fn, y, probabilities):
     return tf.reduce_sum(loss) / tf.cast(_keras_distribution_factor(loss_fn), loss.dtype)
 
 
-def _replica_step(model, loss_fn, replicas, jit_compile):
-    """``replica_step(xb, yb, lr)``: one replica's share of a data-parallel SGD step;
-    returns the all-reduced ``[L(B), correct_B]`` (float64)."""
+def _replica_update(model, loss_fn, replicas, jit_compile):
+    """``replica_update(x, y, weight, lr)``: one replica's share of a data-parallel SGD
+    step on its rows ``(x, y)`` weighted ``n_r / N``; returns the all-reduced
+    ``[L(B), correct_B]`` (float64)."""
     variables = model.trainable_variables
     # The all-reduce packs tensors of one dtype together. When every gradient is
     # float32 or float64, the (loss, correct) pair rides along in that dtype —
@@ -227,10 +243,9 @@ def _replica_step(model, loss_fn, replicas, jit_compile):
     if jit_compile:
         local_gradients = tf.function(local_gradients, jit_compile=True)
 
-    def replica_step(xb, yb, learning_rate):
+    def replica_update(x, y, weight, learning_rate):
         context = tf.distribute.get_replica_context()
-        start, stop, weight = _shard(xb, context.replica_id_in_sync_group, replicas)
-        gradients, loss, correct = local_gradients(xb[start:stop], yb[start:stop], weight)
+        gradients, loss, correct = local_gradients(x, y, weight)
         stats = tf.stack([loss, tf.cast(correct, tf.float64)])
         if stats_dtype is not None:  # one all-reduce for gradients and statistics
             *gradients, stats = context.all_reduce(
@@ -243,6 +258,18 @@ def _replica_step(model, loss_fn, replicas, jit_compile):
         for variable, gradient in zip(variables, gradients, strict=True):
             variable.assign_sub(tf.cast(learning_rate, variable.dtype) * gradient)
         return stats
+
+    return replica_update
+
+
+def _replica_step(replica_update, replicas):
+    """``replica_step(xb, yb, lr)``: ``replica_update`` on this replica's rows of the
+    global batch ``xb`` (every replica holds all of it)."""
+
+    def replica_step(xb, yb, learning_rate):
+        context = tf.distribute.get_replica_context()
+        start, stop, weight = _shard(xb, context.replica_id_in_sync_group, replicas)
+        return replica_update(xb[start:stop], yb[start:stop], weight, learning_rate)
 
     return replica_step
 
@@ -283,7 +310,11 @@ class DataParallelEngine:
         self.strategy = strategy
         self.loss_fn = loss_fn
         replicas = strategy.num_replicas_in_sync
-        replica_step = _replica_step(model, loss_fn, replicas, jit_compile)
+        #: ``replica_update(x, y, n_r / N, lr)`` in a replica context: the step on
+        #: rows a replica already holds (a distributed dataset's, see
+        #: :func:`tfsoftmax.streaming.dataset_chunks`).
+        self.replica_update = _replica_update(model, loss_fn, replicas, jit_compile)
+        replica_step = _replica_step(self.replica_update, replicas)
         replica_evaluate = _replica_evaluate(model, loss_fn, replicas)
 
         def first(per_replica):

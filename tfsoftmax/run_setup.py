@@ -15,11 +15,13 @@ In this order, so that a bad argument raises ``ValueError`` before anything
    ``1e5`` in float16);
 3. the loss (:func:`tfsoftmax.loss_resolution.resolve_loss`): any loss Keras
    accepts, or tfsoftmax's CCE computing in the model's dtype;
-4. the data: ``x (N, features)`` floating point and finite in the model's
-   dtype (integer token ids for a model whose input is integer), ``y``
-   one-hot ``(N, classes)`` or class indices, the same for
-   ``validation_data``; or a ``tf.data.Dataset`` of ``(x, y)`` batches
-   (:mod:`tfsoftmax.streaming`: its structure, not its values);
+4. the data (:mod:`tfsoftmax.array_inputs`): ``x (N, features)`` floating
+   point and finite in the model's dtype (integer images for a model that
+   scales its input, integer token ids for a model whose input is integer),
+   ``y`` one-hot ``(N, classes)`` or class indices, the same for
+   ``validation_data``, each checked and converted once per array
+   (:mod:`tfsoftmax.input_cache`); or a ``tf.data.Dataset`` of ``(x, y)``
+   batches (:mod:`tfsoftmax.streaming`: its structure, not its values);
 5. the checkpoints: the folder checked, created and locked
    (:class:`tfsoftmax.checkpointing.RunCheckpointer`), the newest checkpoint
    of this run (same fingerprint) read and validated in full;
@@ -41,6 +43,7 @@ import numpy as np
 
 from tfsoftmax import streaming
 from tfsoftmax._tf import keras, tf
+from tfsoftmax.array_inputs import checked_features, features_tensor, labels_tensor
 from tfsoftmax.callback_hooks import has_progress_bar, wants_batch_hooks
 from tfsoftmax.checkpointing import RunCheckpointer, run_fingerprint
 from tfsoftmax.distribute import strategy_scope, worker_checkpoint_dir
@@ -48,17 +51,10 @@ from tfsoftmax.engine import compiled_engine
 from tfsoftmax.history import History
 from tfsoftmax.learning_rate import LearningRate
 from tfsoftmax.loss_resolution import resolve_loss
-from tfsoftmax.model_io import (
-    check_token_ids,
-    input_dtype,
-    model_dtype_and_classes,
-    takes_integer_input,
-)
+from tfsoftmax.model_io import input_dtype, model_dtype_and_classes, takes_integer_input
 from tfsoftmax.progress import Progress
+from tfsoftmax.rescaling import scales_its_input
 from tfsoftmax.validation import (
-    check_features,
-    check_fits_dtype,
-    check_labels,
     check_learning_rate_in_dtype,
     check_positive_int,
     check_seed,
@@ -96,25 +92,12 @@ def _checked_settings(settings, verbose):
     return settings
 
 
-def _checked_x(model, x):
-    """``x`` checked: floating-point features, or token ids for an integer-input model."""
-    if takes_integer_input(model) and np.asarray(x).dtype.kind in "iu":
-        return check_token_ids(x)
-    return check_features(x)
-
-
-def _features_tensor(model, x, dtype):
-    """``x`` as the tensor the model is fed: integer ids keep the input's integer dtype."""
-    if x.dtype.kind in "iu":
-        return tf.constant(x, input_dtype(model) or tf.int32)
-    return tf.constant(x, dtype)
-
-
-def _validation_tensors(model, validation_data, features, num_classes, dtype):
-    """``validation_data`` checked like the training ``features`` (a tensor or a
-    prepared dataset), as tensors of the same kind (or a prepared dataset)."""
+def _validation_tensors(model, validation_data, features, kind, num_classes, dtype):
+    """``validation_data`` checked like the training ``features`` (a tensor of
+    ``kind``, or a prepared dataset), as tensors of the same kind (or a
+    prepared dataset)."""
     x_spec = features.element_spec[0] if streaming.is_dataset(features) else features
-    integer, width = x_spec.dtype.is_integer, x_spec.shape[1]
+    width = x_spec.shape[1]
     if streaming.is_dataset(validation_data):
         streaming.check_dataset(validation_data, "validation_data")
         return streaming.prepared(
@@ -122,19 +105,17 @@ def _validation_tensors(model, validation_data, features, num_classes, dtype):
         )
     if not isinstance(validation_data, list | tuple) or len(validation_data) != 2:
         raise ValueError("validation_data must be a pair (x_val, y_val) or a tf.data.Dataset")
-    check = check_token_ids if integer else check_features
-    x_val = check(validation_data[0], "validation_data[0]")
+    if kind is None:  # a dataset's features: integer images or token ids, or floats
+        kind = "float"
+        if x_spec.dtype.is_integer:
+            kind = "images" if scales_its_input(model) else "tokens"
+    x_val = checked_features(model, validation_data[0], "validation_data[0]", kind)
     if width is not None and x_val.shape[1] != width:
         raise ValueError(f"validation_data[0] has {x_val.shape[1]} features but x has {width}")
-    y_val = check_labels(validation_data[1], x_val.shape[0], num_classes, "validation_data[1]")
-    if not integer:
-        check_fits_dtype(x_val, *_largest(dtype), "validation_data[0]")
-    return _features_tensor(model, x_val, dtype), tf.constant(y_val, dtype)
-
-
-def _largest(dtype):
-    """``(largest finite value, name)`` of ``dtype``."""
-    return float(tf.as_dtype(dtype).max), tf.as_dtype(dtype).name
+    y_val = labels_tensor(
+        validation_data[1], x_val.shape[0], num_classes, dtype, "validation_data[1]"
+    )
+    return features_tensor(model, x_val, dtype, "validation_data[0]"), y_val
 
 
 def _learning_rate_in(rate, dtype):
@@ -226,12 +207,12 @@ def set_up_run(model, x, y, *, loss, validation_data, verbose, callbacks, strate
         streaming.check_dataset(
             x, y=y, strategy=strategy, checkpoint_dir=settings["checkpoint_dir"]
         )
-        sample = streaming.first_features(x)[:1]
-        if not takes_integer_input(model):
+        sample, kind = streaming.first_features(x)[:1], None
+        if not (takes_integer_input(model) or scales_its_input(model)):
             reject_integer_features("x (the dataset's features)", sample)
     else:
-        x = _checked_x(model, x)
-        sample = x[:1]
+        x = checked_features(model, x)
+        sample, kind = x.array[:1], x.kind
     with strategy_scope(strategy):
         dtype, num_classes = model_dtype_and_classes(model, sample)
     _learning_rate_in(settings["rate"], dtype)
@@ -240,16 +221,16 @@ def set_up_run(model, x, y, *, loss, validation_data, verbose, callbacks, strate
         x_dtype = (input_dtype(model) or tf.int32) if sample.dtype.kind in "iu" else dtype
         features, targets = streaming.prepared(x, x_dtype, dtype, num_classes), None
     else:
-        y = check_labels(y, x.shape[0], num_classes)
-        if x.dtype.kind == "f":
-            x = check_fits_dtype(x, *_largest(dtype))
-        features, targets = _features_tensor(model, x, dtype), y
+        targets = labels_tensor(y, x.shape[0], num_classes, dtype)
+        features = features_tensor(model, x, dtype)
     validation = None
     if validation_data is not None:
-        validation = _validation_tensors(model, validation_data, features, num_classes, dtype)
+        validation = _validation_tensors(model, validation_data, features, kind, num_classes, dtype)
     checkpointer = snapshot = None
     if settings["checkpoint_dir"] is not None:
-        checkpointer, snapshot = _checkpoints(model, loss_fn, x, y, validation, strategy, settings)
+        checkpointer, snapshot = _checkpoints(
+            model, loss_fn, x.array, targets, validation, strategy, settings
+        )
     try:
         run = _build_run(features, targets, dtype, validation, checkpointer, verbose, settings)
         run.batch_hooks = wants_batch_hooks(callbacks)
@@ -304,7 +285,7 @@ def _chunk(run, steps_per_execution):
 
 def _build_run(features, targets, dtype, validation, checkpointer, verbose, settings):
     """The :class:`TrainingRun` of checked ``features`` (a tensor or a prepared
-    dataset), ``targets`` (one-hot array or None) and ``settings``; its engine,
+    dataset), ``targets`` (one-hot tensor or None) and ``settings``; its engine,
     chunk and batch hooks still to be set."""
     epochs, batch_size, rate = settings["epochs"], settings["batch_size"], settings["rate"]
     if streaming.is_dataset(features):
@@ -315,7 +296,6 @@ def _build_run(features, targets, dtype, validation, checkpointer, verbose, sett
         num_samples = int(features.shape[0])
         num_full, remainder = divmod(num_samples, batch_size)
         steps = num_full + (1 if remainder else 0)
-        targets = tf.constant(targets, dtype)
     progress = Progress(verbose, epochs, steps)
     params = {
         "epochs": epochs,

@@ -22,10 +22,24 @@ the model). The values are not scanned (the data may be larger than memory):
 a NaN feature shows up as a NaN loss, which stops the run
 (:class:`tfsoftmax.divergence.TrainingDivergedError`).
 
+With a ``strategy``, the dataset is distributed with the strategy's own
+API, ``strategy.experimental_distribute_dataset`` (once per dataset and
+engine): each element is the *global* batch ``B`` of ``N`` rows, which
+tf.data splits into the replicas' rows ``B_r`` (``n_r`` of them, ``n_r = 0``
+allowed; on several workers each reads its shard, by the dataset's
+auto-shard policy). Every step then does::
+
+    N   = Σ_r n_r                                  a scalar all-reduce
+    g   = Σ_r ∇w (n_r / N) · L(B_r) = ∇w L(B)      one all-reduce, as for in-memory data
+    w  ← w − η_s · g
+
+— :class:`tfsoftmax.engine.DataParallelEngine`'s update on the same global
+batch, so the weights and losses equal single-device training on the same
+batches up to rounding.
+
 Not supported, refused with a ``ValueError`` naming it: ``(x, y,
-sample_weight)`` elements, a ``strategy`` (the data-parallel engine splits
-in-memory global batches itself), and ``checkpoint_dir`` (its fingerprint
-digests the data; use ``keras.callbacks.BackupAndRestore``).
+sample_weight)`` elements, and ``checkpoint_dir`` (its fingerprint digests
+the data; use ``keras.callbacks.BackupAndRestore``).
 """
 
 import numpy as np
@@ -48,14 +62,11 @@ def is_dataset(value):
 
 
 def check_dataset(dataset, name="x", *, y=None, strategy=None, checkpoint_dir=None):
-    """``dataset``'s elements are ``(x (b, features), y)`` batches; ValueError otherwise."""
+    """``dataset``'s elements are ``(x (b, features), y)`` batches; ValueError otherwise.
+    (``strategy`` is accepted for the caller's convenience: any strategy works.)"""
+    del strategy
     if y is not None:
         raise ValueError(f"{name} is a tf.data.Dataset of (x, y) batches: pass y=None")
-    if strategy is not None:
-        raise ValueError(
-            "a tf.data.Dataset cannot be combined with a strategy yet: pass in-memory arrays "
-            "(the data-parallel engine splits each global batch across the replicas itself)"
-        )
     if checkpoint_dir is not None:
         raise ValueError(
             "checkpoint_dir needs in-memory arrays (a checkpoint records a digest of the data); "
@@ -128,28 +139,69 @@ def dataset_chunks(engine, dataset, rate, first_step, chunk_size, before_chunk=N
     between two chunks changes the rate of the next one. Closing the
     generator stops the epoch.
     """
-    step, losses, hits, samples, rates = first_step, [], [], 0, None
+    step, losses, hits, samples, rates = first_step, [], [], [], None
+    train_step, dataset = _stepper(engine, dataset)
     for features, labels in dataset:
         index = len(losses)
         if index == 0:
             if before_chunk is not None:
                 before_chunk(step - first_step)
             rates = rate.rates(step, chunk_size)
-        loss, correct = engine.train_step(features, labels, tf.constant(rates[index], tf.float64))
+        loss, correct, count = train_step(features, labels, tf.constant(rates[index], tf.float64))
         losses.append(loss)
         hits.append(correct)
-        samples += int(features.shape[0])
+        samples.append(count)
         step += 1
         if len(losses) == chunk_size:
             yield _collected(losses, hits, samples)
-            losses, hits, samples = [], [], 0
+            losses, hits, samples = [], [], []
     if losses:
         yield _collected(losses, hits, samples)
 
 
 def _collected(losses, hits, samples):
     values = np.array([float(loss) for loss in losses], dtype=np.float64)
-    return values, int(sum(int(correct) for correct in hits)), samples
+    return values, int(sum(int(correct) for correct in hits)), int(sum(int(n) for n in samples))
+
+
+def _stepper(engine, dataset):
+    """``(train_step, batches)``: ``train_step(x, y, lr) -> (L_B, correct_B, N)`` and
+    the dataset to iterate — distributed over the engine's strategy if it has one."""
+    strategy = getattr(engine, "strategy", None)
+    if strategy is None:
+
+        def single_device_step(features, labels, learning_rate):
+            loss, correct = engine.train_step(features, labels, learning_rate)
+            return loss, correct, features.shape[0]
+
+        return single_device_step, dataset
+    cache = engine.__dict__.setdefault("_tfsoftmax_distributed", {})
+    if cache.get("dataset") is not dataset:
+        cache["dataset"] = dataset
+        cache["distributed"] = strategy.experimental_distribute_dataset(dataset)
+    if "step" not in cache:
+        cache["step"] = _distributed_step(engine, strategy)
+    return cache["step"], cache["distributed"]
+
+
+def _distributed_step(engine, strategy):
+    """The compiled step on a distributed dataset's per-replica batches (module docstring)."""
+
+    def replica_step(x, y, learning_rate):
+        context = tf.distribute.get_replica_context()
+        rows = tf.cast(tf.shape(x)[0], tf.float64)
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, rows)
+        weight = tf.math.divide_no_nan(rows, total)
+        stats = engine.replica_update(x, y, weight, learning_rate)
+        return tf.concat([stats, [total]], axis=0)
+
+    @tf.function
+    def step(x, y, learning_rate):
+        per_replica = strategy.run(replica_step, args=(x, y, learning_rate))
+        stats = strategy.experimental_local_results(per_replica)[0]
+        return stats[0], tf.cast(stats[1], tf.int64), tf.cast(stats[2], tf.int64)
+
+    return step
 
 
 class DatasetEpochs:

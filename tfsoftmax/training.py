@@ -7,13 +7,14 @@ For every epoch ``e`` and every batch ``B`` of a fresh shuffle::
     loss_e = (1 / #batches) · Σ_B L_B         # the notebook's epoch loss
     accuracy_e = (1 / N) · Σ_B correct_B      # each batch's predictions before its update
 
-How it is made fast: the shuffle is done once per epoch *outside* compiled
-code (``tf.gather`` with the permutation, one epoch ahead on a second thread,
-overlapping the compiled loop — :class:`tfsoftmax.epochs.ShuffledEpochs`), the
-full batches are viewed as one ``(batches, batch, features)`` tensor, and the
-whole batch loop runs inside a single ``tf.function`` compiled with XLA
-(:class:`tfsoftmax.engine.SingleDeviceEngine`); batch ``i`` is a dynamic slice
-of that tensor, never a gather inside the loop. A last partial batch
+How it is made fast: the data stays one ``(samples, features)`` tensor on the
+device, converted and checked once per array (:mod:`tfsoftmax.input_cache`:
+a second call on the same, unchanged arrays skips both); per epoch only the
+permutation goes in, as ``(batches, batch)`` indices
+(:class:`tfsoftmax.epochs.EpochOrders`), and the whole batch loop runs
+inside a single ``tf.function`` compiled with XLA
+(:class:`tfsoftmax.engine.SingleDeviceEngine`) that gathers batch ``i``'s
+rows itself. A last partial batch
 (``num_samples % batch_size`` samples) is kept, as ``np.split`` keeps it, and
 trained by a second compiled step. The compiled functions are cached per
 model (:func:`tfsoftmax.engine.compiled_engine`), so calling :func:`train_sgd`
@@ -60,7 +61,7 @@ import numpy as np
 from tfsoftmax import constants
 from tfsoftmax.callback_hooks import backup_initial_epoch, make_callback_list
 from tfsoftmax.divergence import TrainingDivergedError, first_non_finite, non_finite_names
-from tfsoftmax.epochs import ShuffledEpochs, array_chunks, skip_epochs
+from tfsoftmax.epochs import EpochOrders, indexed_chunks, skip_epochs
 from tfsoftmax.evaluation import EVALUATION_CHUNK, evaluate
 from tfsoftmax.learning_rate import TrainerOptimizer, attached_optimizer
 from tfsoftmax.run_setup import check_callbacks, set_up_run
@@ -101,7 +102,11 @@ def train_sgd(
             ``BiasTrickDense(10)`` + ``JacobianSoftmax``, a deeper model, or
             Keras built-ins. Built on first use if needed.
         x: ``(samples, features)`` floating-point features (scaled; integer
-            image arrays are rejected), or integer token ids for a model whose
+            image arrays are rejected), integer images such as uint8 pixels
+            for a model that scales its input (its first layer is a
+            ``keras.layers.Rescaling``, e.g. ``notebook_model(...,
+            input_dtype="uint8")``; held as uint8, scaled per batch:
+            :mod:`tfsoftmax.rescaling`), or integer token ids for a model whose
             input is integer (a ``keras.Input`` of an integer dtype, or an
             ``Embedding`` first); or a ``tf.data.Dataset`` of ``(x, y)``
             batches, iterated once per epoch in its own order
@@ -244,7 +249,7 @@ def _train_epochs(model, run, callbacks, optimizer):
     if run.dataset is not None:
         epochs = DatasetEpochs(run.dataset)
     else:
-        epochs = ShuffledEpochs(run.features, run.targets, run.rng, run.batch_size, remaining)
+        epochs = EpochOrders(run.num_samples, run.rng, run.batch_size, remaining)
     logs, good_weights = {}, None
     try:
         for epoch in remaining:
@@ -340,8 +345,11 @@ def _train_epoch(model, run, batches, epoch, good_weights, callback_list, optimi
         good_weights = [variable.numpy() for variable in model.variables]
     hooks = callback_list if run.batch_hooks else None
     before = hooks.on_train_batch_begin if hooks is not None else None
-    chunked = array_chunks if run.dataset is None else dataset_chunks
-    chunks = chunked(run.engine, batches, run.rate, run.step, run.chunk, before)
+    if run.dataset is None:
+        data = (run.features, run.targets)
+        chunks = indexed_chunks(run.engine, data, batches, run.rate, run.step, run.chunk, before)
+    else:
+        chunks = dataset_chunks(run.engine, batches, run.rate, run.step, run.chunk, before)
     tally = _Tally(run.steps)
     try:
         for losses, hits, samples in chunks:

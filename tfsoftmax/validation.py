@@ -9,7 +9,8 @@ checks are NumPy-only and run once per call (never per step).
 
 * numbers and names: :func:`check_positive_int`, :func:`check_learning_rate`,
   :func:`check_seed`, :func:`check_choice`, :func:`check_float_dtype`;
-* arrays: :func:`check_features` (batch-major training features),
+* arrays: :func:`check_features` (batch-major training features; one sweep,
+  :func:`inspect_features`),
   :func:`check_matrix` (any finite 2-D array), :func:`check_finite`,
   :func:`check_fits_dtype`, :func:`is_one_hot`;
 * labels: :func:`check_labels` (one-hot or integer training labels),
@@ -44,6 +45,7 @@ __all__ = [
     "check_positive_int",
     "check_rng",
     "check_seed",
+    "inspect_features",
     "is_one_hot",
     "reject_integer_features",
 ]
@@ -156,6 +158,22 @@ def check_features(x, name="x"):
     rather than trained on silently at the wrong scale: scale them first, as
     the notebook does (``tfsoftmax.datasets.preprocess``).
     """
+    array, _, _, warning = inspect_features(x, name)
+    if warning is not None:
+        warnings.warn(warning, UserWarning, stacklevel=3)
+    return array
+
+
+def inspect_features(x, name="x"):
+    """:func:`check_features`' checks in one sweep over the data; returns
+    ``(array, low, high, warning)``: the array, its smallest and largest value,
+    and the unscaled-pixels warning's text (or None), not yet issued.
+
+    One sweep: the array is read in blocks of about a megabyte, each block's
+    ``min`` and ``max`` taken while it is in cache. NaN propagates through both
+    and ``±inf`` shows in one of them, so the values are all finite exactly
+    when ``low`` and ``high`` are.
+    """
     array = reject_integer_features(name, np.asarray(x))
     if array.dtype.kind != "f":
         raise ValueError(f"{name} must be a floating-point array, got dtype {array.dtype}")
@@ -163,35 +181,53 @@ def check_features(x, name="x"):
         raise ValueError(f"{name} must be 2-D (samples, features), got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {array.shape}); there is nothing to train on")
-    if not np.all(np.isfinite(array)):
+    low, high = _blockwise(array, np.min, min), _blockwise(array, np.max, max)
+    if not (math.isfinite(low) and math.isfinite(high)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
-    if _looks_like_unscaled_pixels(array):
-        warnings.warn(
+    warning = None
+    if low >= 0 and 1 < high <= 255 and _all_whole(array):
+        warning = (
             f"{name} looks like unscaled 0-255 pixel values (whole numbers up to "
-            f"{array.max():g}); the notebook trains on pixels scaled to [0, 1] "
+            f"{high:g}); the notebook trains on pixels scaled to [0, 1] "
             "(tfsoftmax.datasets.preprocess). Scale them, or ignore this if the "
-            "features really are counts.",
-            UserWarning,
-            stacklevel=3,
+            "features really are counts."
         )
-    return array
+    return array, low, high, warning
 
 
-def _looks_like_unscaled_pixels(array):
-    """Floats that are all whole numbers in [0, 255] with a maximum above 1."""
-    low, high = array.min(), array.max()
-    if not (low >= 0 and 1 < high <= 255):
-        return False
-    return bool(np.all(np.round(array) == array))
+#: Elements per block of :func:`_blocks` (a megabyte of float32).
+_BLOCK_ELEMENTS = 1 << 18
 
 
-def check_fits_dtype(array, limit, dtype_name, name="x"):
+def _blocks(array):
+    """Row blocks of a 2-D array, about :data:`_BLOCK_ELEMENTS` elements each."""
+    rows = max(1, _BLOCK_ELEMENTS // array.shape[1])
+    for start in range(0, array.shape[0], rows):
+        yield array[start : start + rows]
+
+
+def _blockwise(array, reduce, combine):
+    """``combine`` of ``reduce`` over the blocks, as a Python float (NaN kept)."""
+    values = [float(reduce(block)) for block in _blocks(array)]
+    if any(math.isnan(value) for value in values):
+        return math.nan
+    return combine(values)
+
+
+def _all_whole(array):
+    """Every value a whole number (stops at the first block that is not)."""
+    return all(bool(np.all(np.round(block) == block)) for block in _blocks(array))
+
+
+def check_fits_dtype(array, limit, dtype_name, name="x", largest=None):
     """Every value of ``array`` stays finite when cast to a dtype whose largest
-    finite value is ``limit`` (float16: 65504)."""
+    finite value is ``limit`` (float16: 65504). ``largest``: ``max |array|``
+    when already known (no pass over the data then)."""
     if float(np.finfo(array.dtype).max) <= float(limit):  # Python floats: no cast to array.dtype
         return array
-    largest = float(np.max(np.abs(array)))
+    if largest is None:
+        largest = float(np.max(np.abs(array)))
     if largest > limit:
         raise ValueError(
             f"{name} holds values up to {largest:g}, beyond the largest {dtype_name} "

@@ -235,8 +235,8 @@ GRADCHECK_MUTANTS = [
     Mutant(
         "gradcheck: best input instead of worst",
         "tfsoftmax/gradcheck.py",
-        "return max(max_relative_error(a, b) for a, b in zip(vjps, expected, strict=False))",
-        "return min(max_relative_error(a, b) for a, b in zip(vjps, expected, strict=False))",
+        'return float("inf") if failed or not errors else max(errors)',
+        'return float("inf") if failed or not errors else min(errors)',
         ("tests/test_gradcheck.py", "-k", "wrong or tolerance"),
         "an op wrong in one input's gradient passes",
     ),
@@ -348,9 +348,9 @@ TRAINER_MUTANTS = [
     Mutant(
         "trainer: last batch's data",
         ENGINE,
-        "loss, hits = train_step(xb[i], yb[i], learning_rate)",
-        "loss, hits = train_step(xb[tf.maximum(i - 1, start)], yb[tf.maximum(i - 1, start)], "
-        "learning_rate)",
+        "xb, yb = tf.gather(x, order[i]), tf.gather(y, order[i])",
+        "xb, yb = tf.gather(x, order[tf.maximum(i - 1, start)]), "
+        "tf.gather(y, order[tf.maximum(i - 1, start)])",
         (TEST_TRAINING, "-k", "reference or update or shuffle"),
         "each step trains on the previous batch (the first one twice, the last never)",
     ),

@@ -2,11 +2,9 @@
 
 * **Machine** (:func:`describe_machine`); before anything is timed,
   :func:`warm_tensorflow` and :func:`one_blas_thread` (NumPy's fastest setting).
-* **Peak memory** (:class:`PeakMemory`): the process's peak resident set size
-  during a call (``VmHWM`` of ``/proc/self/status``, reset before the call by
-  writing 5 to ``/proc/self/clear_refs``) and its rise over the resident size
-  at the call's start; without ``/proc``, the process-lifetime ``ru_maxrss``
-  (``tf.config.experimental.get_memory_info`` reports zeros on CPU).
+* **Peak memory** (:class:`PeakMemory`, from :mod:`tfsoftmax.rss`): the
+  process's peak resident set size during a call and its rise over the
+  resident size at the call's start.
 * **Memory traffic** of one ``train_sgd`` epoch over ``N`` samples of ``d``
   features and ``k`` classes, batch ``B``, ``s`` bytes per element
   (:func:`bytes_per_epoch`)::
@@ -32,25 +30,23 @@
 * **Accuracy** (:func:`accuracy_check`): test accuracy of the NumPy reference
   and of the custom ops after the same epochs from the same weights;
   ``difference = custom - numpy``.
-* **Command-line run** (:func:`time_cli_train`): wall time of ``python -m
-  tfsoftmax train`` in a fresh process, start-up included.
+* **Command-line run** (:func:`time_cli_train`, from :mod:`tfsoftmax.bench.calls`):
+  wall time of ``python -m tfsoftmax train`` in a fresh process, start-up included.
 """
 
 import contextlib
 import os
 import platform
-import resource
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import warnings
 
 import numpy as np
 
 from tfsoftmax import reference
-from tfsoftmax.constants import BATCH_SIZE, EPOCHS, LEARNING_RATE
+from tfsoftmax.bench.calls import time_cli_train
+from tfsoftmax.constants import BATCH_SIZE, LEARNING_RATE
+from tfsoftmax.rss import PeakMemory
 from tfsoftmax.validation import check_positive_int
 
 __all__ = [
@@ -126,44 +122,6 @@ def warm_tensorflow(dtype):
     tiny(tf.ones((4, 3), dtype), tf.ones((3, 2), dtype)).numpy()
     keras.layers.Dense(2, dtype=dtype)(np.ones((4, 3), dtype)).numpy()
     return time.perf_counter() - started
-
-
-class PeakMemory:
-    """``with PeakMemory() as m: ...`` -> ``m.peak``, ``m.start`` (bytes), ``m.method``."""
-
-    def __enter__(self):
-        self.reset = _reset_peak_rss()
-        self.start = _status_bytes("VmRSS")
-        return self
-
-    def __exit__(self, *exc):
-        peak = _status_bytes("VmHWM") if self.reset else None
-        if peak is None:
-            self.method = "ru_maxrss (process lifetime)"
-            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        else:
-            self.method = "VmHWM reset per call"
-            self.peak = peak
-        return False
-
-
-def _status_bytes(field):
-    """``field`` (``VmRSS``, ``VmHWM``) of ``/proc/self/status`` in bytes; None without it."""
-    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-def _reset_peak_rss():
-    """Reset the kernel's peak-RSS counter; False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
-            clear.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def bytes_per_epoch(samples, features, classes, batch_size, itemsize):
@@ -373,24 +331,4 @@ def accuracy_check(data, weights, settings, epochs):
         "numpy": numpy_accuracy,
         "custom": custom_accuracy,
         "difference": custom_accuracy - numpy_accuracy,
-    }
-
-
-def time_cli_train(epochs=EPOCHS, extra_args=(), timeout=600):
-    """Wall time of ``python -m tfsoftmax train`` in a fresh process (start-up included)."""
-    arguments = ["train", "--epochs", str(epochs), "--verbose", "0", *extra_args]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    with tempfile.TemporaryDirectory(prefix="tfsoftmax-bench-") as out:
-        command = [sys.executable, "-m", "tfsoftmax", *arguments, "--out", out]
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
-        wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"tfsoftmax train failed ({done.returncode}): {done.stderr[-500:]}")
-    report = [line for line in done.stdout.splitlines() if line.startswith(("Time", "Test"))]
-    return {
-        "command": " ".join(["python -m tfsoftmax train", "--epochs", str(epochs), *extra_args]),
-        "epochs": epochs,
-        "wall_seconds": wall,
-        "report": "; ".join(report),
     }

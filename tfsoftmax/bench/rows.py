@@ -1,4 +1,4 @@
-"""The six rows: what each trains, how one epoch of it is timed, and the order of the calls.
+"""The rows: what each trains, how one epoch of it is timed, and the order of the calls.
 
 1. ``numpy-vectorized`` -- :func:`tfsoftmax.reference.train`, vectorized backward;
 2. ``numpy-loop``       -- the same with the notebook's per-sample loops;
@@ -6,8 +6,21 @@
    ``JacobianSoftmax(method="jacobian")``;
 4. ``custom-vjp``       -- the same with ``method="vjp"``;
 5. ``builtin-loop``     -- ``train_sgd`` over built-in ops with autodiff;
-6. ``keras-fit``        -- ``model.fit`` on ``Dense(10, activation="softmax")``
-   with ``SGD``.
+6. ``keras-fit-best``   -- ``model.fit`` at its best: ``model.compile(...,
+   jit_compile=True, steps_per_execution=300)``;
+7. ``keras-fit``        -- ``model.fit`` on ``Dense(10, activation="softmax")``
+   with ``SGD``, Keras' defaults.
+
+And :data:`EXTRA_ROWS`, run in the same rounds when they can run (else
+skipped with the reason):
+
+* ``custom-uint8`` -- ``train_sgd`` fed the uint8 pixels, the model starting
+  with a rescaling layer (``notebook_model(..., input_dtype="uint8")``; a
+  quarter of the bytes to read);
+* ``jax-scan``     -- the idiomatic JAX epoch (:mod:`tfsoftmax.bench.jax_row`),
+  when ``jax`` is importable;
+* ``torch-eager``  -- an eager PyTorch loop (:mod:`tfsoftmax.bench.torch_row`),
+  when ``torch`` is importable.
 
 Every row starts from the same initial weights. How a call is timed:
 
@@ -38,11 +51,14 @@ import time
 import numpy as np
 
 from tfsoftmax import reference
-from tfsoftmax.bench.measures import PeakMemory
+from tfsoftmax.bench import alternatives
+from tfsoftmax.rss import PeakMemory
 
 __all__ = [
+    "ALL_ROWS",
     "CALL_EPOCHS",
     "DESCRIPTIONS",
+    "EXTRA_ROWS",
     "ROWS",
     "BenchRow",
     "RowRunner",
@@ -56,15 +72,24 @@ ROWS = (
     "custom-jacobian",
     "custom-vjp",
     "builtin-loop",
+    "keras-fit-best",
     "keras-fit",
 )
+EXTRA_ROWS = ("custom-uint8", "jax-scan", "torch-eager")
+ALL_ROWS = ROWS + EXTRA_ROWS
+#: ``steps_per_execution`` of ``keras-fit-best``: an epoch (300 batches) per call.
+BEST_FIT_STEPS = 300
 DESCRIPTIONS = {
     "numpy-vectorized": "NumPy reference, vectorized backward",
     "numpy-loop": "NumPy reference, the notebook's per-sample loops (softmax, dense)",
     "custom-jacobian": 'train_sgd, custom ops, method="jacobian"',
     "custom-vjp": 'train_sgd, custom ops, method="vjp"',
     "builtin-loop": "train_sgd, built-in ops + autodiff",
+    "keras-fit-best": f"model.fit, jit_compile=True, steps_per_execution={BEST_FIT_STEPS}",
     "keras-fit": 'model.fit, Dense(10, activation="softmax"), SGD',
+    "custom-uint8": "train_sgd fed uint8, rescaling layer first, custom ops",
+    "jax-scan": "JAX, one jitted epoch, lax.scan, gather in the step",
+    "torch-eager": "PyTorch eager loop, autograd, in-place SGD",
 }
 #: Epochs per timed call of the TensorFlow rows; the last one is timed (steady state).
 CALL_EPOCHS = 2
@@ -129,13 +154,24 @@ class RowRunner:
         self.dtype = settings["dtype"]
         self.memory_method = ""
         self.traces = None  # train_sgd's trace count after the warm-up
+        self.skipped = ""  # why the row could not run, if it could not
         if name.startswith("numpy"):
             self.weights = np.array(weights, dtype=self.dtype)
             self.train = self._train_numpy
-        elif name == "keras-fit":
-            self.model = keras_fit_model(weights, self.dtype, settings["learning_rate"])
+        elif name.startswith("keras-fit"):
+            best = {"jit_compile": True, "steps_per_execution": BEST_FIT_STEPS}
+            self.model = keras_fit_model(
+                weights, self.dtype, settings["learning_rate"], **(best if "best" in name else {})
+            )
             self.timer = _epoch_timer()
             self.train = self._train_fit
+        elif name == "custom-uint8":
+            self.x = alternatives.to_uint8(x)
+            self.model, self.loss = alternatives.uint8_model(weights, self.dtype)
+            self.train = self._train_sgd
+        elif name in alternatives.TRAINERS:
+            self.trainer = alternatives.trainer(name, x, y, weights, settings)  # or RowUnavailable
+            self.train = self._train_alternative
         else:
             from tfsoftmax.models import notebook_model
 
@@ -226,6 +262,11 @@ class RowRunner:
         )
         return history.epoch_seconds[:-1], history.epoch_seconds[-1]
 
+    def _train_alternative(self, seed):
+        """:data:`CALL_EPOCHS` epochs of a JAX or PyTorch trainer; ``(earlier, last)``."""
+        _, seconds = self.trainer.epochs(CALL_EPOCHS, seed)
+        return seconds[:-1], seconds[-1]
+
     def _trace_count(self):
         from tfsoftmax.engine import trace_count
 
@@ -239,8 +280,14 @@ def time_rows(runners, epochs, loop_epochs, seed):
     the results land in each runner's ``row``.
     """
     interleaved = [r for r in runners if r.name != LOOP_ROW]
-    for runner in interleaved:
-        runner.warm_up(seed)
+    for runner in list(interleaved):
+        try:
+            runner.warm_up(seed)
+        except (TypeError, ValueError) as error:
+            if runner.name != "custom-uint8":
+                raise
+            runner.skipped = f"train_sgd refuses uint8 features: {error}"
+            interleaved.remove(runner)
     for round_number in range(epochs):
         shift = round_number % max(1, len(interleaved))
         for runner in interleaved[shift:] + interleaved[:shift]:
@@ -253,8 +300,9 @@ def time_rows(runners, epochs, loop_epochs, seed):
             runner.row.in_rounds = False
 
 
-def keras_fit_model(weights, dtype, learning_rate):
-    """``Dense(classes, activation="softmax")`` at ``weights``, compiled with ``SGD``."""
+def keras_fit_model(weights, dtype, learning_rate, **compile_options):
+    """``Dense(classes, activation="softmax")`` at ``weights``, compiled with ``SGD``
+    and ``compile_options`` (``jit_compile``, ``steps_per_execution``)."""
     from tfsoftmax._tf import keras
     from tfsoftmax.models import set_notebook_weights
 
@@ -268,6 +316,7 @@ def keras_fit_model(weights, dtype, learning_rate):
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate),
         loss=keras.losses.CategoricalCrossentropy(),
+        **compile_options,
     )
     return model
 

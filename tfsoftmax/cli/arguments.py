@@ -13,6 +13,7 @@ from tfsoftmax.constants import COMPARISON_DTYPES, NOTEBOOK, SOFTMAX_METHODS
 
 __all__ = [
     "UsageError",
+    "add_compile_cache_option",
     "add_training_options",
     "non_negative_int",
     "positive_float",
@@ -103,4 +104,15 @@ def add_training_options(parser, default_dtype):
         type=positive_int,
         metavar="N",
         help="train on the first N training samples only, a quick look (default: all 60000)",
+    )
+
+
+def add_compile_cache_option(parser):
+    """``--no-compile-cache``: train and compare keep XLA's compiled code between runs."""
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not keep XLA's compiled training loop between runs (default: kept in "
+        "$XDG_CACHE_HOME/tfsoftmax/xla, else ~/.cache/tfsoftmax/xla; a later run with the "
+        "same shapes then skips XLA's compilation)",
     )

@@ -4,15 +4,20 @@ Exit codes: 0 done; 1 a failure while running (no MNIST, a diverged run, the
 implementations disagree, TensorFlow not installed — one line naming the fix);
 2 a bad argument (one line); 130 interrupted. Parsing imports no TensorFlow
 (see :mod:`tfsoftmax`), so ``--help``, ``--version`` and argument errors are
-instant.
+instant. While a command runs, its standard output goes through a
+:class:`tfsoftmax.heartbeat.Heartbeat`: a step that prints nothing for 8 s
+(importing TensorFlow on a busy machine, XLA compiling the first epoch) gets a
+line ``... still working after "<its announcement>": N s``.
 """
 
 import argparse
+import contextlib
 import sys
 
 from tfsoftmax import __version__
 from tfsoftmax.cli import bench, compare, gradcheck, info, train
 from tfsoftmax.cli.arguments import UsageError
+from tfsoftmax.heartbeat import Heartbeat
 
 __all__ = ["SUBCOMMANDS", "OneLineErrorParser", "build_parser", "main", "one_line"]
 
@@ -52,7 +57,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with Heartbeat(sys.stdout) as stream, contextlib.redirect_stdout(stream):
+            return args.run(args)
     except (ValueError, UsageError) as error:
         print(f"tfsoftmax {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2

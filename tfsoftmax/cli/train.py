@@ -3,10 +3,22 @@
 import os
 import time
 
-from tfsoftmax.cli.arguments import UsageError, add_training_options, positive_int
+from tfsoftmax.cli import compile_cache
+from tfsoftmax.cli.arguments import (
+    UsageError,
+    add_compile_cache_option,
+    add_training_options,
+    positive_int,
+)
 from tfsoftmax.cli.data import load_data
-from tfsoftmax.cli.timing import describe_epoch_times, seconds_since_process_start
+from tfsoftmax.cli.timing import (
+    PhaseClock,
+    compile_estimate,
+    describe_epoch_times,
+    describe_phases,
+)
 from tfsoftmax.constants import NOTEBOOK, STRATEGIES
+from tfsoftmax.rss import PeakMemory, resident_bytes
 
 __all__ = [
     "OUTPUT_BYTES",
@@ -54,6 +66,7 @@ def add_parser(commands):
         default=2,
         help="0 silent, 1 progress bar, 2 one line per epoch (default: %(default)s)",
     )
+    add_compile_cache_option(parser)
     scaling = parser.add_argument_group("scaling out (tf.distribute; see README 'Scaling out')")
     scaling.add_argument(
         "--strategy",
@@ -73,21 +86,34 @@ def add_parser(commands):
 
 
 def run(args):
-    import numpy as np
-
     if args.impl == "numpy" and args.checkpoint_dir is not None:  # before TensorFlow loads
         raise UsageError("--checkpoint-dir needs --impl custom or keras (train_sgd)")
     check_preset(args)
     check_output_paths(args)  # before any work: one line naming the path and the reason
+    started = time.perf_counter()
+    cache = compile_cache.set_up(not args.no_compile_cache)  # before TensorFlow loads
+    try:
+        with compile_cache.quiet_loads(cache):
+            return _run(args, cache, started)
+    finally:
+        cache.publish()
+
+
+def _run(args, cache, started):
+    """Import, load, train, write; the phases timed by a :class:`PhaseClock`."""
+    import numpy as np
+
     # The heavy imports (TensorFlow, Keras, Matplotlib) first: they count as start-up.
+    if args.verbose:
+        print("Importing TensorFlow and Keras ...", flush=True)
     from tfsoftmax import models, plots, reference  # noqa: F401
 
-    startup = seconds_since_process_start()  # Python, imports (TensorFlow, Keras)
-    imported = time.perf_counter()
-    started = time.perf_counter()
+    clock = PhaseClock(started)
     strategy = strategy_for(args)  # before TensorFlow initialises its devices
+    if args.verbose:
+        print(f"Loading MNIST ({args.dtype}) ...", flush=True)
     data = load_data(args.dtype, args.limit)
-    loaded = time.perf_counter()
+    memory = {"rss_after_data_bytes": resident_bytes()}
     initial = reference.Dense(
         data.x_train.shape[1],
         data.y_train.shape[1],
@@ -100,16 +126,39 @@ def run(args):
         learning_rate=args.learning_rate,
         seed=args.seed,
     )
-    if args.impl == "numpy":
-        model, history, weights = _train_numpy_reference(args, data, initial, settings)
-    else:
-        model, history, weights = _train_sgd(args, data, initial, settings, strategy)
-    trained = time.perf_counter()
+    clock.close("data")
+    with PeakMemory() as peak:
+        if args.impl == "numpy":
+            model, history, weights = _train_numpy_reference(args, data, initial, settings)
+        else:
+            model, history, weights = _train_sgd(args, data, initial, settings, strategy)
+    training = clock.close("training")
+    memory["peak_rss_training_bytes"] = peak.peak
+    compiled = None if args.impl == "numpy" else compile_estimate(history.epoch_seconds)
+    clock.split_compile("training", compiled)
     from tfsoftmax.distribute import is_chief
 
     if not is_chief(strategy):
-        print(f"Worker done in {trained - started:.2f}s; the chief (worker 0) writes the outputs")
+        print(f"Worker done in {training:.2f}s; the chief (worker 0) writes the outputs")
         return 0
+    history.params["memory"] = memory
+    written, accuracy = _predict_and_write(
+        args, model, data, history, weights, strategy, clock, cache
+    )
+    print(f"Test accuracy: {accuracy:.4f}")
+    _report(clock.to_dict(), history, memory, cache)
+    print("Wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def _predict_and_write(args, model, data, history, weights, strategy, clock, cache):
+    """Test predictions, then the outputs; ``(paths written, test accuracy)``.
+
+    ``history.json`` is written last, with the phases so far (its ``write``
+    phase leaves out the history files' own milliseconds) and the cache's
+    figures, its new entries published just before.
+    """
+    import numpy as np
 
     if strategy is None:
         probabilities = model.predict(data.x_test, batch_size=10_000, verbose=0)
@@ -117,19 +166,32 @@ def run(args):
         probabilities = model(data.x_test, training=False).numpy()
     predictions = np.argmax(probabilities, axis=1)
     accuracy = float(np.mean(predictions == data.labels_test))
-    written = _write_outputs(args.out, history, weights, model, data, predictions)
-    print(f"Test accuracy: {accuracy:.4f}")
-    finished = time.perf_counter()
+
+    def before_history():
+        cache.publish()
+        clock.close("write")
+        history.params["phase_seconds"] = clock.to_dict()
+        history.params["compile_cache"] = cache.to_dict()
+
+    written = _write_outputs(args.out, history, weights, model, data, predictions, before_history)
+    clock.close("write")
+    return written, accuracy
+
+
+def _report(phases, history, memory, cache):
+    """The ``Time:`` line (phases, epochs) and the ``Memory:`` and cache lines."""
     print(
-        "Time: "
-        + (f"start-up {startup:.2f}s (Python, TensorFlow, Keras), " if startup else "")
-        + f"data {loaded - started:.2f}s, training {trained - loaded:.2f}s"
-        + f"{describe_epoch_times(history.epoch_seconds)}, writing {finished - trained:.2f}s, "
-        + f"total {finished - imported + (startup or 0):.2f}s"
-        + (" since the process started" if startup else "")
+        f"Time: {describe_phases(phases)}{describe_epoch_times(history.epoch_seconds)}"
+        " (import: since the process started, Python, TensorFlow and Keras included; "
+        "compile: first epoch - median epoch)"
     )
-    print("Wrote " + ", ".join(str(path) for path in written))
-    return 0
+    after, peak = memory["rss_after_data_bytes"], memory["peak_rss_training_bytes"]
+    if after is not None:
+        print(
+            f"Memory: {after / 2**20:,.0f} MB resident after loading the data, peak while "
+            f"training {peak / 2**20:,.0f} MB (+{(peak - after) / 2**20:,.0f} MB)"
+        )
+    print(f"XLA compilation cache: {cache.describe()}")
 
 
 #: Room the outputs need in ``--out`` (model, weights, figures, history), checked up front.
@@ -254,11 +316,12 @@ def _train_sgd(args, data, initial, settings, strategy):
     return model, history, get_notebook_weights(model)
 
 
-def _write_outputs(out, history, weights, model, data, predictions):
+def _write_outputs(out, history, weights, model, data, predictions, before_history=None):
     """History, weights, model and figures in ``out``, each written atomically
     (:func:`tfsoftmax.atomic.replacing`: a full disk leaves the previous file or
     none, never a truncated one); returns the paths written. Non-finite weights
-    are never written; a failed write is one :class:`tfsoftmax.atomic.OutputError`."""
+    are never written; a failed write is one :class:`tfsoftmax.atomic.OutputError`.
+    ``before_history()`` runs just before the history files, which come last."""
     import numpy as np
 
     from tfsoftmax import plots
@@ -269,25 +332,28 @@ def _write_outputs(out, history, weights, model, data, predictions):
     if not np.all(np.isfinite(weights)):
         raise TrainingDivergedError("the trained weights hold NaN or inf; nothing was written")
     with output_errors(f"--out {out!r}", also=(tf.errors.OpError,)):
-        return _write_files(out, history, weights, model, data, predictions, plots, replacing)
+        written = _write_files(out, history, weights, model, data, predictions, plots, replacing)
+        if before_history is not None:
+            before_history()
+        return [
+            history.to_json(os.path.join(out, "history.json")),
+            history.to_csv(os.path.join(out, "history.csv")),
+            *written,
+        ]
 
 
 def _write_files(out, history, weights, model, data, predictions, plots, replacing):
-    """The files of :func:`_write_outputs`, in ``out``."""
+    """The files of :func:`_write_outputs` but the history's, in ``out``."""
     import numpy as np
 
     os.makedirs(out, exist_ok=True)
-    written = [
-        history.to_json(os.path.join(out, "history.json")),
-        history.to_csv(os.path.join(out, "history.csv")),
-    ]
     weights_path = os.path.join(out, "weights.npy")
     with replacing(weights_path, suffix=".npy") as temporary, open(temporary, "wb") as stream:
         np.save(stream, weights)
     model_path = os.path.join(out, "model.keras")
     with replacing(model_path, suffix=".keras") as temporary:
         model.save(temporary)
-    written += [weights_path, model_path]
+    written = [weights_path, model_path]
     written += plots.write_training_figures(
         out,
         losses=history.loss,
