@@ -53,11 +53,17 @@ True
 True
 """
 
-import importlib
-import importlib.util
-import os
-import pkgutil
-import sys
+import time
+
+#: ``time.perf_counter()`` when this package began importing: the start of a
+#: ``tfsoftmax`` command, for its phase times (:mod:`tfsoftmax.cli.timing`).
+IMPORT_STARTED = time.perf_counter()
+
+import importlib  # noqa: E402
+import importlib.util  # noqa: E402
+import os  # noqa: E402
+import pkgutil  # noqa: E402
+import sys  # noqa: E402
 
 __version__ = "0.1.0"
 

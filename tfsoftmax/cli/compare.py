@@ -13,7 +13,6 @@ import json
 import os
 import re
 import sys
-import time
 
 from tfsoftmax.cli import compile_cache
 from tfsoftmax.cli.arguments import add_compile_cache_option, add_training_options, positive_int
@@ -55,21 +54,20 @@ def add_parser(commands):
 
 def run(args):
     """Exit code 1 when the three implementations do not agree."""
-    started = time.perf_counter()
     cache = compile_cache.set_up(not args.no_compile_cache)  # before TensorFlow loads
     try:
         with compile_cache.quiet_loads(cache):
-            return _run(args, cache, started)
+            return _run(args, cache)
     finally:
         cache.publish()
 
 
-def _run(args, cache, started):
+def _run(args, cache):
     print("Importing TensorFlow and Keras ...", flush=True)
     from tfsoftmax import _tf, plots  # noqa: F401  (TensorFlow's import time, said above)
     from tfsoftmax.compare import compare
 
-    clock = PhaseClock(started)
+    clock = PhaseClock()
     print(f"Loading MNIST ({args.dtype}) ...", flush=True)
     data = load_data(args.dtype, args.limit)
     clock.close("data")
@@ -99,7 +97,7 @@ def _run(args, cache, started):
     phases = clock.to_dict()
     print(f"Wall time: {phases['total']:.1f}s")
     print(
-        f"Time: {describe_phases(phases)} (import: since the process started; compile: "
+        f"Time: {describe_phases(phases)} (import: since the command started; compile: "
         "each compiled trainer's first epoch - its median epoch)"
     )
     print(f"XLA compilation cache: {cache.describe()}")

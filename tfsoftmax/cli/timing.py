@@ -14,7 +14,6 @@ estimate, because compilation happens inside the first epoch's call.
 """
 
 import math
-import os
 import statistics
 import time
 
@@ -31,15 +30,16 @@ PHASES = ("import", "data", "compile", "train", "write")
 
 
 def seconds_since_process_start():
-    """Wall seconds since this process started (Linux ``/proc``), else None."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        with open("/proc/uptime", encoding="ascii") as uptime:
-            now = float(uptime.read().split()[0])
-        return now - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
-    except (OSError, ValueError, IndexError):
-        return None
+    """Wall seconds since the process began importing tfsoftmax — its start, less the
+    interpreter's own start-up (~0.05 s).
+
+    Not the process's age from ``/proc/self/stat``: a shell running ``a && tfsoftmax
+    ...`` execs the last command in its own process, whose age then counts ``a`` too
+    (a README main command's 100 s of pip install showed up as "import").
+    """
+    import tfsoftmax
+
+    return time.perf_counter() - tfsoftmax.IMPORT_STARTED
 
 
 def describe_epoch_times(seconds):
@@ -65,16 +65,13 @@ def compile_estimate(epoch_seconds):
 class PhaseClock:
     """Contiguous phases: :meth:`close` ends the phase running since the last close.
 
-    ``import`` is the process's age when the clock starts (the time since
-    ``started`` when ``/proc`` cannot tell).
+    ``import`` is the time from the command's start
+    (:func:`seconds_since_process_start`) to the clock's creation.
     """
 
-    def __init__(self, started=None):
+    def __init__(self):
         self.last = time.perf_counter()
-        age = seconds_since_process_start()
-        if age is None:
-            age = self.last - (self.last if started is None else started)
-        self.seconds = {"import": age}
+        self.seconds = {"import": seconds_since_process_start()}
 
     def close(self, phase):
         """End ``phase`` now; returns its seconds."""

@@ -1,7 +1,6 @@
 """``tfsoftmax train``: train the notebook's classifier on MNIST and write what it learned."""
 
 import os
-import time
 
 from tfsoftmax.cli import compile_cache
 from tfsoftmax.cli.arguments import (
@@ -90,16 +89,15 @@ def run(args):
         raise UsageError("--checkpoint-dir needs --impl custom or keras (train_sgd)")
     check_preset(args)
     check_output_paths(args)  # before any work: one line naming the path and the reason
-    started = time.perf_counter()
     cache = compile_cache.set_up(not args.no_compile_cache)  # before TensorFlow loads
     try:
         with compile_cache.quiet_loads(cache):
-            return _run(args, cache, started)
+            return _run(args, cache)
     finally:
         cache.publish()
 
 
-def _run(args, cache, started):
+def _run(args, cache):
     """Import, load, train, write; the phases timed by a :class:`PhaseClock`."""
     import numpy as np
 
@@ -108,7 +106,7 @@ def _run(args, cache, started):
         print("Importing TensorFlow and Keras ...", flush=True)
     from tfsoftmax import models, plots, reference  # noqa: F401
 
-    clock = PhaseClock(started)
+    clock = PhaseClock()
     strategy = strategy_for(args)  # before TensorFlow initialises its devices
     if args.verbose:
         print(f"Loading MNIST ({args.dtype}) ...", flush=True)
@@ -182,7 +180,7 @@ def _report(phases, history, memory, cache):
     """The ``Time:`` line (phases, epochs) and the ``Memory:`` and cache lines."""
     print(
         f"Time: {describe_phases(phases)}{describe_epoch_times(history.epoch_seconds)}"
-        " (import: since the process started, Python, TensorFlow and Keras included; "
+        " (import: since the command started, Python, TensorFlow and Keras included; "
         "compile: first epoch - median epoch)"
     )
     after, peak = memory["rss_after_data_bytes"], memory["peak_rss_training_bytes"]
