@@ -28,7 +28,7 @@ import numpy as np
 
 from tfsoftmax._tf import tf
 
-__all__ = ["EpochOrders", "ShuffledEpochs", "array_chunks", "indexed_chunks", "skip_epochs"]
+__all__ = ["EpochOrders", "ShuffledEpochs", "indexed_chunks", "skip_epochs"]
 
 
 class EpochOrders:
@@ -123,8 +123,12 @@ def indexed_chunks(engine, data, order, rate, first_step, chunk, before_chunk=No
     """Train one epoch of ``data = (x, y)`` (``(N, ·)`` tensors) in the batch
     order ``order = (full, tail)`` (from :meth:`EpochOrders.next`).
 
-    Yields ``(losses, correct, samples)`` per engine call, as
-    :func:`array_chunks`; the compiled loop gathers each batch's rows of
+    Yields ``(losses, correct, samples)`` per engine call: the call's batch
+    losses (float64, before each update), correct count and sample count;
+    ``before_chunk(i)`` is called before the call that starts at batch ``i``.
+    A float rate goes to the compiled loop as a scalar; a schedule as the
+    ``(batches,)`` vector of the call's rates. Closing the generator ends the
+    epoch early. The compiled loop gathers each batch's rows of
     ``x`` and ``y`` itself (``run_batches(..., order=full)``), the partial
     batch's rows are gathered here for one ``train_step``.
     """
@@ -145,33 +149,3 @@ def indexed_chunks(engine, data, order, rate, first_step, chunk, before_chunk=No
         rates = tf.constant(rate.at(first_step + num_full), tf.float64)
         loss, hits = engine.train_step(tf.gather(x, tail), tf.gather(y, tail), rates)
         yield np.array([float(loss)]), int(hits), int(tail.shape[0])
-
-
-def array_chunks(engine, batches, rate, first_step, chunk, before_chunk=None):
-    """Train one epoch of ``batches`` (from :meth:`ShuffledEpochs.next`).
-
-    Yields ``(losses, correct, samples)`` per engine call: the call's batch
-    losses (float64, before each update), correct count and sample count;
-    ``before_chunk(i)`` is called before the call that starts at batch ``i``.
-    A float rate goes to the compiled loop as a scalar; a schedule as the
-    ``(batches,)`` vector of the call's rates. Closing the generator ends the
-    epoch early.
-    """
-    full_x, full_y, tail_x, tail_y = batches
-    num_full, batch_size = int(full_x.shape[0]), int(full_x.shape[1])
-    for start in range(0, num_full, chunk):
-        stop = min(start + chunk, num_full)
-        if before_chunk is not None:
-            before_chunk(start)
-        rates = _call_rates(rate, first_step, start, stop, num_full)
-        losses, hits = engine.run_batches(
-            full_x, full_y, tf.constant(start), tf.constant(stop), rates
-        )
-        yield losses.numpy()[start:stop], int(hits), (stop - start) * batch_size
-    tail = int(tail_x.shape[0])
-    if tail:
-        if before_chunk is not None:
-            before_chunk(num_full)
-        rates = tf.constant(rate.at(first_step + num_full), tf.float64)
-        loss, hits = engine.train_step(tail_x, tail_y, rates)
-        yield np.array([float(loss)]), int(hits), tail

@@ -336,7 +336,7 @@ def _train_epoch(model, run, batches, epoch, good_weights, callback_list, optimi
     returns its logs (loss, accuracy, validation metrics, and ``learning_rate``
     when the rate is a schedule) and NumPy copies of ``model.variables`` after
     it, checked finite. The batches go through the compiled engine
-    ``run.chunk`` at a time (:func:`tfsoftmax.epochs.array_chunks`,
+    ``run.chunk`` at a time (:func:`tfsoftmax.epochs.indexed_chunks`,
     :func:`tfsoftmax.streaming.dataset_chunks`), the batch hooks between two
     calls when ``run.batch_hooks``. On a non-finite loss or weight the weights
     go back to their values at the epoch's start (``good_weights``, copied

@@ -54,12 +54,7 @@ def add_parser(commands):
 
 def run(args):
     """Exit code 1 when the three implementations do not agree."""
-    cache = compile_cache.set_up(not args.no_compile_cache)  # before TensorFlow loads
-    try:
-        with compile_cache.quiet_loads(cache):
-            return _run(args, cache)
-    finally:
-        cache.publish()
+    return compile_cache.run_with_cache(not args.no_compile_cache, lambda cache: _run(args, cache))
 
 
 def _run(args, cache):

@@ -60,6 +60,7 @@ __all__ = [
     "cache_prefix",
     "cache_root",
     "quiet_loads",
+    "run_with_cache",
     "set_up",
 ]
 
@@ -290,3 +291,14 @@ def quiet_loads(cache, environ=None):
     if not cache.active or (level.isdigit() and int(level) >= 3):
         return contextlib.nullcontext()
     return dropping_lines()
+
+
+def run_with_cache(enabled, command):
+    """``command(cache)`` with the cache set up first (before TensorFlow loads), its
+    loading noise dropped, and its new entries published afterwards, even on error."""
+    cache = set_up(enabled)
+    try:
+        with quiet_loads(cache):
+            return command(cache)
+    finally:
+        cache.publish()

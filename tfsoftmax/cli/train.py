@@ -89,12 +89,7 @@ def run(args):
         raise UsageError("--checkpoint-dir needs --impl custom or keras (train_sgd)")
     check_preset(args)
     check_output_paths(args)  # before any work: one line naming the path and the reason
-    cache = compile_cache.set_up(not args.no_compile_cache)  # before TensorFlow loads
-    try:
-        with compile_cache.quiet_loads(cache):
-            return _run(args, cache)
-    finally:
-        cache.publish()
+    return compile_cache.run_with_cache(not args.no_compile_cache, lambda cache: _run(args, cache))
 
 
 def _run(args, cache):
