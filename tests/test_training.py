@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from problems import linear_problem
 
 from tfsoftmax import reference
 from tfsoftmax._tf import keras
@@ -9,14 +10,7 @@ from tfsoftmax.engine import compiled_engine
 from tfsoftmax.models import get_notebook_weights, notebook_model
 from tfsoftmax.training import TrainingDivergedError, train_sgd
 
-
-def _problem(samples=103, features=6, classes=4, seed=1):
-    """A learnable toy problem: the label is the argmax of a hidden linear map."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 1, (samples, features))
-    labels = np.argmax(x @ rng.normal(size=(features, classes)), axis=1)
-    initial = reference.Dense(features, classes, rng=np.random.default_rng(seed)).weights
-    return x, labels, np.eye(classes)[labels], initial
+_problem = linear_problem  # a learnable toy problem: labels from a hidden linear map
 
 
 @pytest.mark.parametrize("kind", ["custom", "keras"])
