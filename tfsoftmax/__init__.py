@@ -22,7 +22,7 @@ What ``import tfsoftmax`` does, and what it costs (a decision):
   was tried and cannot work: TensorFlow imports Keras half-way through its
   own initialisation.
 * Except in the ``tfsoftmax`` command itself. The console script does
-  ``from tfsoftmax.cli import main``, which runs this file first; importing
+  ``from tfsoftmax.cli import entry_point``, which runs this file first; importing
   TensorFlow there would make ``tfsoftmax --help``, ``--version`` and every
   argument error wait seconds for nothing. So when the process *is* the
   command line — the console script (``sys.argv[0]``'s name is

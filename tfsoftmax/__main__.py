@@ -4,7 +4,7 @@ The guard keeps an import of this module (``pytest --doctest-modules``, tools
 that import every module) from running the command.
 """
 
-from tfsoftmax.cli import main
+from tfsoftmax.cli import entry_point
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry_point())

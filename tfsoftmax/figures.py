@@ -269,8 +269,19 @@ def misclassified_figure(images, y_true, y_pred, num_images: int = 10, seed=0) -
 
     columns = min(chosen.size, 5)
     rows = -(-chosen.size // columns)
-    figure = _new_figure(2.2 * columns, 2.5 * rows + 0.5)
+    width, height = 2.2 * columns, 2.5 * rows + 0.5
+    figure = _new_figure(width, height)
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    # Fixed margins in inches (the suptitle above, panel titles between rows)
+    # instead of tight_layout, whose extra draw pass took ~0.15 s of ~0.4 s.
+    figure.subplots_adjust(
+        left=0.15 / width,
+        right=1 - 0.15 / width,
+        bottom=0.15 / height,
+        top=1 - 0.5 / height,
+        wspace=0.07,
+        hspace=0.12,
+    )
     for ax in axes:
         ax.axis("off")
     for ax, index in zip(axes, chosen, strict=False):
@@ -279,7 +290,6 @@ def misclassified_figure(images, y_true, y_pred, num_images: int = 10, seed=0) -
     figure.suptitle(
         f"{chosen.size} of {wrong} misclassified (of {y_true.size}); #: index in the test set"
     )
-    figure.tight_layout()
     return figure
 
 
@@ -295,8 +305,12 @@ def weight_templates_figure(weights) -> Figure:
     limit = float(np.abs(templates).max()) or 1.0
     columns = min(units, 5)
     rows = -(-units // columns)
-    figure = _new_figure(1.9 * columns + 1.2, 2.0 * rows + 0.5, layout="constrained")
+    figure = _new_figure(1.9 * columns + 1.2, 2.0 * rows + 0.5)
     axes = figure.subplots(rows, columns, squeeze=False)
+    # Fixed margins, not a layout engine: "constrained" took 0.55-0.8 s of this
+    # figure's 0.6-0.85 s (2-core CPU); the panels are square images, so fixed
+    # fractions place them as well.
+    figure.subplots_adjust(left=0.01, right=0.86, bottom=0.02, top=0.86, wspace=0.08, hspace=0.22)
     image = None
     for k, ax in enumerate(axes.ravel()):
         ax.axis("off")
@@ -304,7 +318,7 @@ def weight_templates_figure(weights) -> Figure:
             image = ax.imshow(templates[k], cmap="RdBu_r", vmin=-limit, vmax=limit)
             ax.set_title(f"class {k}")
     figure.suptitle("Learned weight templates (bias dropped)")
-    figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
+    figure.colorbar(image, cax=figure.add_axes((0.89, 0.12, 0.025, 0.66)), label="weight")
     return figure
 
 

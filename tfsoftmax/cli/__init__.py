@@ -12,6 +12,6 @@ which imports TensorFlow only in ``run``, so ``--help`` stays fast.
 """
 
 from tfsoftmax.cli.arguments import UsageError
-from tfsoftmax.cli.command import build_parser, main
+from tfsoftmax.cli.command import build_parser, entry_point, main
 
-__all__ = ["UsageError", "build_parser", "main"]
+__all__ = ["UsageError", "build_parser", "entry_point", "main"]
