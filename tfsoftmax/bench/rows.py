@@ -38,10 +38,14 @@ Every row starts from the same initial weights. How a call is timed:
   timed calls only: the warm-up's peak is compilation's.
 
 The order (:func:`time_rows`): one warm-up call per row, then ``epochs``
-rounds, round ``r`` running one epoch of every row with the order rotating by
-``r``, so load from other processes hits every row alike; a row's figure is
-the median of its epochs, a ratio between rows the median of same-round
-ratios. ``numpy-loop`` runs after the rounds, without a warm-up.
+rounds, round ``r`` running one epoch of every row in an order of its own
+(a permutation drawn from ``default_rng(seed + r)``), so load from other
+processes hits every row alike and no row always follows the same neighbour
+(a fixed or merely rotated order put ``custom-jacobian`` right after
+``numpy-vectorized``, whose epoch streams the data through the caches with
+NumPy, in 4 rounds of 5); a row's figure is the median of its epochs, a ratio
+between rows the median of same-round ratios. ``numpy-loop`` runs after the
+rounds, without a warm-up.
 """
 
 import dataclasses
@@ -289,9 +293,9 @@ def time_rows(runners, epochs, loop_epochs, seed):
             runner.skipped = f"train_sgd refuses uint8 features: {error}"
             interleaved.remove(runner)
     for round_number in range(epochs):
-        shift = round_number % max(1, len(interleaved))
-        for runner in interleaved[shift:] + interleaved[:shift]:
-            runner.timed(seed + 1 + round_number)
+        order = np.random.default_rng(seed + round_number).permutation(len(interleaved))
+        for index in order:
+            interleaved[index].timed(seed + 1 + round_number)
     for runner in runners:
         if runner.name == LOOP_ROW:
             for epoch in range(loop_epochs):

@@ -54,7 +54,7 @@ ACCURACY_ROWS = ("custom-uint8", "jax-scan")
 def run_bench(
     data,
     *,
-    epochs=5,
+    epochs=10,
     batch_size=BATCH_SIZE,
     learning_rate=LEARNING_RATE,
     dtype="float32",
@@ -68,7 +68,7 @@ def run_bench(
     cli_epochs=None,
     limit=None,
     floors=True,
-    call_repeats=3,
+    call_repeats=5,
 ):
     """Run the benchmark on preprocessed, batch-major ``data``; returns a :class:`BenchResult`.
 
@@ -88,7 +88,8 @@ def run_bench(
             TensorFlow and Keras alone (``None`` or 0 skips it).
         limit: use the first ``limit`` training samples only.
         floors: measure the task's floors (read once, two matmuls per step).
-        call_repeats: one-epoch ``train_sgd`` calls timed after the rounds (0 skips).
+        call_repeats: one-epoch ``train_sgd`` calls timed after the rounds, each with the
+            steady epoch after it (0 skips).
 
     Raises:
         ValueError: a non-positive count, a bad learning rate, an unknown

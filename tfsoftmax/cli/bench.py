@@ -40,7 +40,7 @@ def add_parser(commands):
     parser.add_argument(
         "--epochs",
         type=positive_int,
-        default=5,
+        default=10,
         help="timed epochs per row, after one warm-up epoch (default: %(default)s)",
     )
     parser.add_argument("--batch-size", type=positive_int, default=NOTEBOOK["batch_size"])
@@ -92,8 +92,9 @@ def _add_measure_options(parser):
     parser.add_argument(
         "--call-repeats",
         type=non_negative_int,
-        default=3,
-        help="one-epoch train_sgd calls timed against a steady epoch, 0 skips them "
+        default=5,
+        help="one-epoch train_sgd calls, each timed against the steady epoch after it, 0 "
+        "skips them "
         "(default: %(default)s)",
     )
 
