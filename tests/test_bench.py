@@ -57,7 +57,7 @@ def test_bytes_per_epoch_and_bandwidth(small_result):
     moved = small_result.bytes_per_epoch
     data = SMALL * (784 + 10) * 4
     assert moved["data_read"] == data
-    assert moved["shuffle"] == 2 * data
+    assert moved["gather"] == 2 * data
     assert moved["memory_total"] == 3 * data
     assert moved["weights"] == (SMALL // 200) * 3 * 10 * 785 * 4
     assert small_result.bandwidth_bytes_per_second > 1e8

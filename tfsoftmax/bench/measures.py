@@ -10,14 +10,18 @@
   (:func:`bytes_per_epoch`)::
 
       data         = N (d + k) s
-      shuffle      = 2 data                        (gather x, y: read + write)
-      data_read    = data                          (every batch read once)
+      gather       = 2 data                        (each batch's rows of x, y gathered
+                                                    inside the compiled loop: read + write)
+      data_read    = data                          (every gathered batch read once)
       weights      = ceil(N / B) * 3 k (d + 1) s   (read W, read dW, write W; cache-resident)
       memory_total = 3 data
 
   **Bandwidth** (:func:`memory_bandwidth`) = ``2 bytes / median copy time`` of
-  a NumPy copy of a 256 MB array; the epoch cannot beat ``memory_total /
-  bandwidth`` (``epoch_floor_seconds``).
+  a NumPy copy of a 256 MB array; ``memory_total / bandwidth`` is the
+  ``epoch_floor_seconds`` of this way of training. The batch buffer is small
+  (627 KB for MNIST's batch of 200) and mostly stays in cache, so only the
+  gather's read of ``data`` must come from memory: the *task's* floor (read
+  ``x`` once) is in :mod:`tfsoftmax.bench.floors`.
 * **Micro-benchmark** (:func:`micro_benchmark`): forward + backward of one
   softmax op, ``n`` passes in one XLA call, each pass feeding its gradient into
   the next input (``z <- z - 1e-3 dz``, so nothing is hoisted), the ops
@@ -129,7 +133,7 @@ def bytes_per_epoch(samples, features, classes, batch_size, itemsize):
     data = samples * (features + classes) * itemsize
     steps = -(-samples // batch_size)
     return {
-        "shuffle": 2 * data,
+        "gather": 2 * data,
         "data_read": data,
         "weights": steps * 3 * classes * (features + 1) * itemsize,
         "memory_total": 3 * data,

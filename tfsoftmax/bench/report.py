@@ -278,8 +278,8 @@ def _memory_traffic(result):
     row = result.rows.get("custom-jacobian")
     fraction = "-" if row is None else f"{result.bandwidth_fraction(row):.0%} of it"
     return [
-        f"bytes per train_sgd epoch: shuffle {b['shuffle'] / 1e6:,.0f} MB (gather x, y: "
-        f"read + write), batches read {b['data_read'] / 1e6:,.0f} MB, weights "
+        f"bytes per train_sgd epoch: gather {b['gather'] / 1e6:,.0f} MB (each batch's rows "
+        f"of x, y: read + write), batches read {b['data_read'] / 1e6:,.0f} MB, weights "
         f"{b['weights'] / 1e6:,.1f} MB (cache-resident); memory total "
         f"{b['memory_total'] / 1e6:,.0f} MB",
         f"memory bandwidth (NumPy copy, read + write): "
