@@ -169,3 +169,37 @@ def test_without_tensorflow_one_line_names_the_extra_and_exit_1():
     (line,) = result.stderr.splitlines()
     assert line.startswith("tfsoftmax info: error: TensorFlow is not installed")
     assert "pip install -e '.[cpu]'" in line and "pip install 'tfsoftmax[cpu]'" in line
+
+
+def _entry_point_program(argv):
+    """A program calling the console script's function, with an atexit handler that
+    would print if the interpreter's normal shutdown ran."""
+    return (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('normal shutdown ran'))\n"
+        "from tfsoftmax.cli import entry_point\n"
+        f"sys.exit(entry_point({argv!r}))\n"
+    )
+
+
+def test_the_program_skips_the_shutdown_once_tensorflow_is_loaded_and_keeps_its_output():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    program = _entry_point_program(["info"])
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "TensorFlow" in done.stdout  # the command's output, flushed before os._exit
+    assert "normal shutdown ran" not in done.stdout
+
+
+def test_the_program_keeps_the_exit_code_and_a_normal_shutdown_before_tensorflow():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # An argument error: TensorFlow never loads, so the interpreter shuts down as usual.
+    program = _entry_point_program(["train", "--epochs", "0"])
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 2
+    assert "--epochs" in done.stderr
+    assert "normal shutdown ran" in done.stdout
