@@ -17,6 +17,8 @@ import pytest
 from keras.src import testing
 
 from tfsoftmax.layers import BiasTrickDense, JacobianSoftmax
+from tfsoftmax.preprocessing import minmax_scale
+from tfsoftmax.rescaling import MinMaxRescaling
 
 # The harness's own fit step feeds a generator and, for the softmax, has no weights.
 pytestmark = [
@@ -153,6 +155,38 @@ class JacobianSoftmaxHarnessTest(testing.TestCase):
             JacobianSoftmax()(np.ones((1, 3)), mask=np.ones((2, 3)))
         with self.assertRaisesRegex(ValueError, "must not have more dimensions"):
             JacobianSoftmax()(np.ones((1, 3)), mask=np.ones((1, 1, 3)))
+
+
+class MinMaxRescalingHarnessTest(testing.TestCase):
+    """Upstream's ``layers/preprocessing/rescaling_test.py`` arguments, for the layer whose
+    divisor lives in a variable outside Keras' tracking: no weights, config round trip."""
+
+    def test_basics_float_and_integer_inputs(self):
+        # upstream test_rescaling_basics and the int-inputs case of test_rescaling_dtypes
+        for input_dtype in ("float32", "int16", "uint8"):
+            self.run_layer_test(
+                MinMaxRescaling,
+                init_kwargs={"minimum": 0.0, "maximum": 255.0},
+                input_shape=(2, 3),
+                input_dtype=input_dtype,
+                expected_output_shape=(2, 3),
+                expected_num_trainable_weights=0,
+                expected_num_non_trainable_weights=0,
+                expected_num_seed_generators=0,
+                expected_num_losses=0,
+                supports_masking=True,
+            )
+
+    def test_correctness_and_tf_data(self):
+        # upstream test_rescaling_correctness and test_tf_data_compatibility
+        import tensorflow as tf
+
+        pixels = np.random.default_rng(0).integers(0, 256, (3, 10, 10, 3), dtype=np.uint8)
+        layer = MinMaxRescaling(minimum=10, maximum=200)
+        expected = minmax_scale(pixels, xmin=10, xmax=200)
+        self.assertAllEqual(layer(pixels), expected)
+        dataset = tf.data.Dataset.from_tensor_slices(pixels).batch(3).map(layer)
+        self.assertAllEqual(next(iter(dataset)), expected)
 
 
 def test_the_harness_catches_a_broken_contract():

@@ -145,3 +145,24 @@ def test_model_fit_trains_a_uint8_model_as_it_trains_the_float32_one(mnist, mnis
         assert history.history["loss"][1] < history.history["loss"][0]
         weights[name] = get_notebook_weights(model)
     np.testing.assert_allclose(weights["uint8"], weights["float32"], rtol=0, atol=1e-7)
+
+
+def test_a_uint8_model_saves_and_loads_with_its_exact_scaling(tmp_path):
+    """``model.keras`` of a model that scales its own uint8 input loads back (Keras calls
+    ``MinMaxRescaling.from_config``) and predicts the same probabilities, under XLA too."""
+    model, _ = notebook_model("custom", _initial(), input_dtype="uint8")
+    pixels = np.random.default_rng(1).integers(0, 256, (64, 784), dtype=np.uint8)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.layers[0], MinMaxRescaling)
+    np.testing.assert_array_equal(
+        loaded.predict(pixels, verbose=0), model.predict(pixels, verbose=0)
+    )
+
+    # Under XLA, against the original under XLA (XLA's kernels round differently from
+    # TensorFlow's own, so predict is not the reference there).
+    def under_xla(m):
+        return tf.function(lambda x: m(x, training=False), jit_compile=True)(tf.constant(pixels))
+
+    np.testing.assert_array_equal(under_xla(loaded).numpy(), under_xla(model).numpy())

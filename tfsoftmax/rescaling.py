@@ -97,6 +97,12 @@ class MinMaxRescaling(keras.layers.Rescaling):
         config = keras.layers.Layer.get_config(self)
         return {**config, "minimum": self.minimum, "maximum": self.maximum}
 
+    @classmethod
+    def from_config(cls, config):
+        """The layer of :meth:`get_config` (``Rescaling.from_config`` expects a
+        ``scale``, which this config does not hold: ``minimum`` and ``maximum`` define it)."""
+        return cls(**config)
+
 
 def _first_layer(model):
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
