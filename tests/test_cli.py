@@ -54,6 +54,7 @@ def test_help_lists_the_options(command):
         (["compare", "--dtype", "float16"], "--dtype: invalid choice: 'float16'"),
         (["compare", "--batch-size", "ten"], "--batch-size: expected a positive integer"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["train", "--uint8", "--impl", "numpy"], "--uint8 needs --impl custom or keras"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message_and_no_traceback(args, message, tmp_path):

@@ -166,3 +166,23 @@ def test_a_uint8_model_saves_and_loads_with_its_exact_scaling(tmp_path):
         return tf.function(lambda x: m(x, training=False), jit_compile=True)(tf.constant(pixels))
 
     np.testing.assert_array_equal(under_xla(loaded).numpy(), under_xla(model).numpy())
+
+
+def test_the_command_line_trains_on_uint8_pixels_to_the_float32_run_bit_for_bit(tmp_path):
+    """``tfsoftmax train --uint8``: the same losses, weights and test accuracy as the float32
+    run (in process, through the command's ``main``)."""
+    import json
+
+    from tfsoftmax.cli import main
+
+    runs = {}
+    for name, extra in (("float32", []), ("uint8", ["--uint8"])):
+        out = tmp_path / name
+        args = ["train", "--limit", "3000", "--epochs", "2", "--verbose", "0", "--out", str(out)]
+        assert main([*args, "--no-compile-cache", *extra]) == 0
+        runs[name] = (json.loads((out / "history.json").read_text()), np.load(out / "weights.npy"))
+    (history32, weights32), (history8, weights8) = runs["float32"], runs["uint8"]
+    assert history8["params"]["uint8"] is True and history32["params"]["uint8"] is False
+    assert history8["history"]["loss"] == history32["history"]["loss"]
+    assert history8["history"]["val_accuracy"] == history32["history"]["val_accuracy"]
+    np.testing.assert_array_equal(weights8, weights32)

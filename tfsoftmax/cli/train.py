@@ -44,6 +44,13 @@ def add_parser(commands):
         "keras: Keras built-ins with train_sgd (default: %(default)s)",
     )
     add_training_options(parser, default_dtype="float32")
+    parser.add_argument(
+        "--uint8",
+        action="store_true",
+        help="keep the pixels as uint8 (a quarter of the memory) and let the model scale "
+        "them (its first layer, MinMaxRescaling: the same numbers as the float "
+        "preprocessing, bit for bit); custom and keras only",
+    )
     parser.add_argument("--out", default="out/train", help="output folder (default: %(default)s)")
     parser.add_argument(
         "--preset",
@@ -87,6 +94,8 @@ def add_parser(commands):
 def run(args):
     if args.impl == "numpy" and args.checkpoint_dir is not None:  # before TensorFlow loads
         raise UsageError("--checkpoint-dir needs --impl custom or keras (train_sgd)")
+    if args.impl == "numpy" and args.uint8:
+        raise UsageError("--uint8 needs --impl custom or keras (a model that scales its input)")
     check_preset(args)
     check_output_paths(args)  # before any work: one line naming the path and the reason
     return compile_cache.run_with_cache(not args.no_compile_cache, lambda cache: _run(args, cache))
@@ -104,8 +113,9 @@ def _run(args, cache):
     clock = PhaseClock()
     strategy = strategy_for(args)  # before TensorFlow initialises its devices
     if args.verbose:
-        print(f"Loading MNIST ({args.dtype}) ...", flush=True)
-    data = load_data(args.dtype, args.limit)
+        pixels = "uint8 pixels, " if args.uint8 else ""
+        print(f"Loading MNIST ({pixels}{args.dtype}) ...", flush=True)
+    data = load_data(args.dtype, args.limit, uint8=args.uint8)
     memory = {"rss_after_data_bytes": resident_bytes()}
     initial = reference.Dense(
         data.x_train.shape[1],
@@ -274,7 +284,11 @@ def _train_sgd(args, data, initial, settings, strategy):
 
     with strategy_scope(strategy):
         model, loss = notebook_model(
-            args.impl, initial, dtype=args.dtype, softmax_method=args.softmax_method
+            args.impl,
+            initial,
+            dtype=args.dtype,
+            softmax_method=args.softmax_method,
+            input_dtype="uint8" if args.uint8 else None,
         )
     if args.preset is not None:
         from tfsoftmax.presets import train_preset
@@ -303,6 +317,7 @@ def _train_sgd(args, data, initial, settings, strategy):
             **settings,
         )
     history.params["impl"] = args.impl
+    history.params["uint8"] = bool(args.uint8)
     if strategy is not None:
         history.params["strategy"] = args.strategy or "mirrored"
         history.params["replicas"] = strategy.num_replicas_in_sync
