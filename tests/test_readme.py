@@ -297,7 +297,7 @@ def check_synopsis(line, code):
         assert parser is not None, f"README.md line {line}: {row!r}"
         name = parser.prog
         actions = {s: a for a in parser._actions for s in a.option_strings}
-        for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", row):
+        for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", row):
             assert option in actions, f"README.md line {line}: {name} has no {option}"
         for option, values in re.findall(r"(--[a-z-]+)\s+([\w.]+(?:\|[\w.]+)+)", row):
             choices = {str(c) for c in actions[option].choices}
